@@ -1,0 +1,209 @@
+"""The `coverbot` command: thin commands over the core (parse, call, report)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Config, ConfigError, load_config
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_QUESTIONS = (
+    "What did Witkoff urge?",
+    "How many aid trucks a day does Gaza need once the crossings reopen?",
+    "what did unrwa warn about flour",
+    "Who won the Champions League final?",
+)
+
+
+def setup_logging(level: str) -> None:
+    """Configure logging once, for the process, from the entry point."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "bm25s", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def sample_path() -> Path:
+    """The bundled sample coverage."""
+    return Path(str(resources.files("index") / "sample" / "articles.jsonl"))
+
+
+def open_index(config: Config) -> Any:
+    """The coverage index for a configuration."""
+    from index.coverage import CoverageIndex
+
+    return CoverageIndex(config.data_dir, config.index_settings())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config file [env COVERBOT_CONFIG].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Data directory [env COVERBOT_DATA_DIR; default ./coverbot-data].")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbose: bool) -> None:
+    """coverbot: answer readers' questions with verbatim, linked excerpts of your coverage."""
+    try:
+        config = load_config(config_path, data_dir)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from exc
+    setup_logging("DEBUG" if verbose else config.logging.level)
+    ctx.obj = config
+
+
+def _progress(desc: str) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="passage", file=sys.stderr, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def run_import(config: Config, paths: list[Path], show: bool = True) -> Any:
+    """Import files into the index, printing rejected records; returns the report."""
+    from index.articles import Article
+    from index.importers import read_paths
+
+    index = open_index(config)
+    rejected: list[str] = []
+
+    def articles() -> Iterator[Article]:
+        for item in read_paths(paths):
+            if isinstance(item, Article):
+                yield item
+            else:
+                rejected.append(str(item))
+                click.echo(f"skipped {item}", err=True)
+
+    bar, update = _progress("embedding") if show else (None, None)
+    report = index.import_articles(articles(), progress=update)
+    if bar is not None:
+        bar.close()
+    report.failed += len(rejected)
+    report.errors.extend(rejected)
+    return report
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def import_cmd(config: Config, paths: tuple[Path, ...]) -> None:
+    """Import articles from .json, .jsonl, .html, .md and .txt files or folders."""
+    report = run_import(config, list(paths))
+    click.echo(report.summary())
+    if report.failed and not (report.added or report.updated or report.unchanged):
+        sys.exit(1)
+
+
+def _print_answer(answer: Any) -> None:
+    if not answer.answered:
+        click.echo("The coverage does not answer this question.")
+        return
+    for i, ex in enumerate(answer.excerpts, 1):
+        date = (ex.published_at or "undated")[:10]
+        click.secho(f"{i}. {ex.title}", bold=True)
+        click.echo(f"   {date}  {ex.url}")
+        click.echo(f"   “{ex.text}”\n")
+
+
+def _read_questions(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+                raise click.ClickException(f"{path}:{lineno}: needs a string \"question\"")
+            yield lineno, record
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--questions", type=click.Path(allow_dash=True), default=None,
+              help="JSON Lines file of {\"id\", \"question\"}; one JSON answer per line.")
+@click.pass_obj
+def ask(config: Config, question: str | None, as_json: bool, questions: str | None) -> None:
+    """Answer a question from the coverage."""
+    if (question is None) == (questions is None):
+        raise click.UsageError("give either a QUESTION or --questions FILE")
+    index = open_index(config)
+    if questions is not None:
+        records = [r for _, r in _read_questions(questions)]
+        for start in range(0, len(records), 256):
+            batch = records[start : start + 256]
+            for record, answer in zip(
+                batch, index.ask_many([r["question"] for r in batch]), strict=True
+            ):
+                out = {"id": record.get("id"), **answer.to_dict()}
+                click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    assert question is not None
+    answer = index.ask(question)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def stats(config: Config, as_json: bool) -> None:
+    """Articles, passages, sources, last import, data dir and model."""
+    from dataclasses import asdict
+
+    index = open_index(config)
+    data = asdict(index.stats(with_vectors=False))
+    data.pop("vectors")
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+@cli.command()
+@click.pass_obj
+def demo(config: Config) -> None:
+    """Index the bundled sample coverage and answer a few example questions."""
+    report = run_import(config, [sample_path()])
+    click.echo(f"sample coverage: {report.summary()}\n")
+    index = open_index(config)
+    for question, answer in zip(
+        EXAMPLE_QUESTIONS, index.ask_many(list(EXAMPLE_QUESTIONS)), strict=True
+    ):
+        click.secho(f"Q: {question}", fg="cyan", bold=True)
+        _print_answer(answer)
+        click.echo()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="coverbot")
+
+
+if __name__ == "__main__":
+    main()

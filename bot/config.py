@@ -1,0 +1,187 @@
+"""Configuration: a TOML file into typed sections; unknown keys are errors, secrets from env."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index.answer import AnswerSettings
+from index.coverage import IndexSettings
+from index.retrieval import RetrievalSettings
+
+ENV_CONFIG = "COVERBOT_CONFIG"
+ENV_DATA_DIR = "COVERBOT_DATA_DIR"
+ENV_TOKEN = "TELEGRAM_TOKEN"
+DEFAULT_DATA_DIR = Path("coverbot-data")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSection:
+    """[index]: where the index lives and how articles are cut and embedded."""
+
+    data_dir: str = str(DEFAULT_DATA_DIR)
+    model: str = "all-MiniLM-L6-v2"
+    passage_chars: int = 400
+    chroma_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSection:
+    """[telegram]: the bot's connection to Telegram and how it answers."""
+
+    token: str = ""
+    api_base_url: str = ""
+    admin_ids: tuple[int, ...] = ()
+    mode: str = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str = ""
+    excerpts_per_message: int = 3
+    link_previews: bool = False
+    bot_username: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSection:
+    """[logging]: level and format of the log."""
+
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration."""
+
+    index: IndexSection = field(default_factory=IndexSection)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+    telegram: TelegramSection = field(default_factory=TelegramSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    path: str | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory, with ~ expanded."""
+        return Path(self.index.data_dir).expanduser()
+
+    def index_settings(self) -> IndexSettings:
+        """The core's settings from this configuration."""
+        return IndexSettings(
+            model=self.index.model,
+            passage_chars=self.index.passage_chars,
+            chroma_url=self.index.chroma_url or None,
+            retrieval=self.retrieval,
+            answer=self.answer,
+        )
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check a TOML value against a field type; tuples come from TOML arrays."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        kind = next(o for o in options if o is not type(None))
+        origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item_kind, _) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be an array")
+        return tuple(_coerce(v, item_kind, f"{where}[{i}]") for i, v in enumerate(value))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and not (
+        isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{where} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _section(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {where}.{unknown[0]} (known keys: {', '.join(sorted(names))})"
+        )
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in table.items()})
+
+
+_SECTIONS = {
+    "index": IndexSection,
+    "retrieval": RetrievalSettings,
+    "answer": AnswerSettings,
+    "telegram": TelegramSection,
+    "logging": LoggingSection,
+}
+
+
+def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
+    """Build a Config from parsed TOML, rejecting unknown sections and keys."""
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})"
+        )
+    sections = {name: _section(cls, data[name], name) for name, cls in _SECTIONS.items()
+                if name in data}
+    config = Config(**sections, path=path)
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    if config.index.passage_chars < 100:
+        raise ConfigError("index.passage_chars must be at least 100")
+    if config.retrieval.fusion not in ("score", "rrf"):
+        raise ConfigError("retrieval.fusion must be 'score' or 'rrf'")
+    if not 0.0 <= config.retrieval.dense_weight <= 1.0:
+        raise ConfigError("retrieval.dense_weight must be between 0 and 1")
+    if config.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError("telegram.mode must be 'polling' or 'webhook'")
+    if config.answer.max_excerpts < 1:
+        raise ConfigError("answer.max_excerpts must be at least 1")
+
+
+def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:
+    """Read the config file (explicit, or $COVERBOT_CONFIG, or defaults) and the environment."""
+    path = path or os.environ.get(ENV_CONFIG) or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        config = parse_config(data, str(path) if path else None)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from exc
+    data_dir = data_dir or os.environ.get(ENV_DATA_DIR)
+    if data_dir:
+        config = dataclasses.replace(
+            config, index=dataclasses.replace(config.index, data_dir=str(data_dir))
+        )
+    token = os.environ.get(ENV_TOKEN)
+    if token:
+        config = dataclasses.replace(
+            config, telegram=dataclasses.replace(config.telegram, token=token)
+        )
+    return config

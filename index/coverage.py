@@ -1,0 +1,277 @@
+"""The coverage index: import articles, answer questions. The one entry point of `index`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .answer import Answer, AnswerSettings, ArticleHit, build_answer, group_by_article
+from .articles import Article, article_key
+from .embeddings import Embedder
+from .lexical import LexicalIndex, tokenize
+from .passages import Passage, embed_text, make_passages
+from .retrieval import RetrievalSettings, ScoredPassage, hybrid_search
+from .store import ArticleStore
+from .vectors import VectorStore, make_client
+
+log = logging.getLogger(__name__)
+
+_BATCH_ARTICLES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """Everything that shapes the index; the bot's config maps onto this."""
+
+    model: str | None = None
+    passage_chars: int = 400
+    chroma_url: str | None = None
+    collection: str = "passages"
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did, for the summary line and the refresh report."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    passages_embedded: int = 0
+    passages_removed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (
+            f"imported {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"failed {self.failed}; embedded {self.passages_embedded} passages "
+            f"in {self.seconds:.1f}s"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """Sizes and settings of the index."""
+
+    articles: int
+    passages: int
+    vectors: int | None
+    sources: int
+    last_import: str | None
+    data_dir: str
+    model: str
+
+
+class CoverageIndex:
+    """Articles, passages and vectors under one data directory, searchable by question."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: IndexSettings | None = None,
+        embedder: Embedder | None = None,
+    ):
+        self.data_dir = data_dir
+        self.settings = settings or IndexSettings()
+        self.store = ArticleStore(data_dir / "articles.sqlite3")
+        self._embedder = embedder
+        self._vectors: VectorStore | None = None
+        self._lexical: LexicalIndex | None = None
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    # -- parts, opened on first use ---------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model (loaded on first encode)."""
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings.model)
+        return self._embedder
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The Chroma collection."""
+        if self._vectors is None:
+            client = make_client(self.data_dir / "chroma", self.settings.chroma_url)
+            self._vectors = VectorStore(client, self.settings.collection, self._embedder)
+        return self._vectors
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The BM25 index, loaded from disk or rebuilt when the store has moved on."""
+        generation = self.store.generation
+        current = self._lexical
+        if current is not None and getattr(current, "generation", None) == generation:
+            return current
+        with self._read_lock:
+            path = self.data_dir / "bm25"
+            index = LexicalIndex.load(path, generation)
+            if index is None:
+                t0 = time.perf_counter()
+                index = LexicalIndex.build(
+                    (pid, f"{title}\n{text}") for pid, title, text in self.store.iter_passage_texts()
+                )
+                index.save(path, generation)
+                log.info("rebuilt BM25 over %d passages in %.1fs", len(index.ids),
+                         time.perf_counter() - t0)
+            index.generation = generation  # type: ignore[attr-defined]
+            self._lexical = index
+            return index
+
+    # -- writing ----------------------------------------------------------------------
+
+    def import_articles(
+        self,
+        items: Iterable[Article],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Add new articles, re-embed changed ones, skip unchanged ones."""
+        report = ImportReport()
+        t0 = time.perf_counter()
+        with self._write_lock:
+            batch: dict[str, Article] = {}
+            for article in items:
+                batch[article.key] = article  # the last version of a repeated URL wins
+                if len(batch) >= _BATCH_ARTICLES:
+                    self._import_batch(list(batch.values()), report, progress)
+                    batch = {}
+            if batch:
+                self._import_batch(list(batch.values()), report, progress)
+            if report.added or report.updated:
+                self.store.set_meta("last_import", datetime.now(UTC).isoformat(timespec="seconds"))
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _import_batch(
+        self,
+        articles: Sequence[Article],
+        report: ImportReport,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        to_save: list[tuple[Article, list[Passage]]] = []
+        to_embed: list[tuple[str, str]] = []
+        stale: list[str] = []
+        for article in articles:
+            old_hash = self.store.content_hash(article.key)
+            if old_hash == article.content_hash:
+                report.unchanged += 1
+                continue
+            passages = make_passages(
+                article.key, article.title, article.body, self.settings.passage_chars
+            )
+            old_ids = set(self.store.passage_ids(article.key)) if old_hash else set()
+            new_ids = {p.id for p in passages}
+            stale.extend(old_ids - new_ids)
+            to_embed.extend(
+                (p.id, embed_text(article.title, p.text(article.body)))
+                for p in passages
+                if p.id not in old_ids
+            )
+            to_save.append((article, passages))
+            if old_hash:
+                report.updated += 1
+            else:
+                report.added += 1
+        if to_embed:
+            done = report.passages_embedded
+
+            def tick(n: int) -> None:
+                if progress:
+                    progress(done + n, len(to_embed))
+
+            vectors = self.embedder.encode([t for _, t in to_embed], progress=tick)
+            # Vectors first, then the store: a crash in between leaves only orphan vectors,
+            # which searches skip and `cleanup` removes.
+            self.vectors.upsert([pid for pid, _ in to_embed], vectors)
+            report.passages_embedded += len(to_embed)
+        if to_save:
+            self.store.save_articles(to_save)
+        if stale:
+            self.vectors.delete(stale)
+            report.passages_removed += len(stale)
+
+    def remove(self, url: str) -> bool:
+        """Remove one article by URL; True when it was there."""
+        from .articles import canonical_url
+
+        key = article_key(canonical_url(url))
+        with self._write_lock:
+            if self.store.get(key) is None:
+                return False
+            ids = self.store.delete_article(key)
+            self.vectors.delete(ids)
+        return True
+
+    def cleanup(self) -> int:
+        """Delete vectors whose passages are gone (left by an interrupted import)."""
+        with self._write_lock:
+            orphans = self.vectors.all_ids() - self.store.all_passage_ids()
+            if orphans:
+                self.vectors.delete(sorted(orphans))
+        return len(orphans)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def search(
+        self, question: str, query_vector: np.ndarray | None = None
+    ) -> tuple[list[str], list[ArticleHit]]:
+        """Query terms and ranked article hits for a question."""
+        terms = tokenize(question)
+        if query_vector is None:
+            query_vector = self.embedder.encode_query(question)
+        scored: list[ScoredPassage] = hybrid_search(
+            query_vector, terms, self.vectors, self.lexical, self.settings.retrieval
+        )
+        passages = self.store.get_passages(s.passage_id for s in scored)
+        articles = self.store.get_many(p.article_key for p in passages.values())
+        return terms, group_by_article(scored, passages, articles)
+
+    def ask(self, question: str, query_vector: np.ndarray | None = None) -> Answer:
+        """Answer a question with verbatim excerpts, or decline when the coverage is silent."""
+        question = " ".join(question.split())
+        if not question or self.store.counts()["passages"] == 0:
+            return Answer(question, False)
+        terms, hits = self.search(question, query_vector)
+        return build_answer(question, hits, terms, self.lexical, self.settings.answer)
+
+    def ask_many(self, questions: Sequence[str]) -> list[Answer]:
+        """Answer several questions, encoding them in one batch."""
+        cleaned = [" ".join(q.split()) for q in questions]
+        vectors = self.embedder.encode([q or " " for q in cleaned]) if cleaned else []
+        return [self.ask(q, v) for q, v in zip(cleaned, vectors, strict=True)]
+
+    def latest(self, limit: int = 10) -> list[Article]:
+        """Newest articles first."""
+        return self.store.latest(limit)
+
+    def stats(self, with_vectors: bool = True) -> IndexStats:
+        """Counts and settings; `with_vectors=False` avoids opening Chroma."""
+        counts = self.store.counts()
+        return IndexStats(
+            articles=counts["articles"],
+            passages=counts["passages"],
+            vectors=self.vectors.count() if with_vectors else None,
+            sources=counts["sources"],
+            last_import=self.store.get_meta("last_import"),
+            data_dir=str(self.data_dir),
+            model=self.settings.model or "all-MiniLM-L6-v2 (bundled)",
+        )
+
+    def debug_hits(self, question: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Retrieved passages with their dense, lexical and fused scores (for `/why`)."""
+        _, hits = self.search(question)
+        return [h.debug() for h in hits[:limit]]

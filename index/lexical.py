@@ -1,0 +1,162 @@
+"""BM25 over passages (bm25s), and the tokenizer shared with excerpt scoring."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+# Small English stop list: question words and function words that carry no topic.
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its
+    itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves s t don whats whos say said says tell told according also mr mrs ms
+    """.split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return str(_stemmer().stemWord(word))
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stemmed content words ("Witkoff's" -> "witkoff")."""
+    out = []
+    for match in _WORD.finditer(text.lower()):
+        word = match.group(0).replace("’", "'")
+        if word.endswith("'s"):
+            word = word[:-2]
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(_stem(word))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalHit:
+    """A passage id with its BM25 score."""
+
+    passage_id: str
+    score: float
+
+
+class LexicalIndex:
+    """A BM25 index of passage texts with the document frequencies of its terms."""
+
+    def __init__(self, ids: list[str], retriever, idf: dict[str, float]):  # type: ignore[no-untyped-def]
+        self.ids = ids
+        self.retriever = retriever
+        self.idf = idf
+        self.max_idf = max(idf.values(), default=1.0)
+        self.position = {pid: i for i, pid in enumerate(ids)}
+
+    @classmethod
+    def build(cls, docs: Iterable[tuple[str, str]]) -> LexicalIndex:
+        """Index (passage id, text) pairs."""
+        import bm25s
+
+        ids: list[str] = []
+        tokens: list[list[str]] = []
+        df: Counter[str] = Counter()
+        for pid, text in docs:
+            toks = tokenize(text)
+            ids.append(pid)
+            tokens.append(toks)
+            df.update(set(toks))
+        retriever = bm25s.BM25()
+        if tokens:
+            retriever.index(tokens, show_progress=False)
+        n = len(ids)
+        idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        return cls(ids, retriever if tokens else None, idf)
+
+    def idf_of(self, term: str) -> float:
+        """IDF of a term; a term the corpus never uses gets the highest weight."""
+        return self.idf.get(term, self.max_idf)
+
+    def scores(self, query_terms: Sequence[str]) -> np.ndarray | None:
+        """BM25 score of every passage for stemmed query terms (None when no term is known)."""
+        known = [t for t in dict.fromkeys(query_terms) if t in self.idf]
+        if not known or self.retriever is None:
+            return None
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+
+    def top(self, scores: np.ndarray | None, k: int) -> list[LexicalHit]:
+        """The k best passages of a score vector, best first, zero scores left out."""
+        if scores is None or len(scores) == 0:
+            return []
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [LexicalHit(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def score_of(self, scores: np.ndarray | None, passage_id: str) -> float:
+        """One passage's score in a score vector (0 for unknown passages)."""
+        i = self.position.get(passage_id)
+        return 0.0 if scores is None or i is None else float(scores[i])
+
+    def search(self, query_terms: Sequence[str], k: int) -> list[LexicalHit]:
+        """Top passages for stemmed query terms, best first."""
+        return self.top(self.scores(query_terms), k)
+
+    def save(self, path: Path, generation: int) -> None:
+        """Write the index to a folder, replacing it atomically."""
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self.retriever is not None:
+            self.retriever.save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "meta.json").write_text(
+            json.dumps({"generation": generation, "ids": self.ids, "idf": self.idf})
+        )
+        old = path.with_name(path.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, path: Path, generation: int) -> LexicalIndex | None:
+        """The saved index if it was built for this generation of the store, else None."""
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("generation") != generation:
+            return None
+        retriever = None
+        if (path / "bm25").is_dir():
+            import bm25s
+
+            retriever = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
+        return cls(meta["ids"], retriever, meta["idf"])

@@ -1,0 +1,290 @@
+"""Articles and passages in an SQLite file beside the vector index."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .articles import Article
+from .passages import Passage, Span
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    key TEXT PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    published_at TEXT,
+    updated_at TEXT,
+    author TEXT,
+    source TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    category TEXT,
+    ext_id TEXT,
+    content_hash TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at);
+CREATE TABLE IF NOT EXISTS passages (
+    id TEXT PRIMARY KEY,
+    article_key TEXT NOT NULL REFERENCES articles (key) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    sentences TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_article ON passages (article_key, ordinal);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as stored, with its internal key."""
+
+    key: str
+    article: Article
+    content_hash: str
+    indexed_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _row_to_article(row: sqlite3.Row) -> StoredArticle:
+    article = Article(
+        url=row["url"],
+        title=row["title"],
+        body=row["body"],
+        published_at=row["published_at"],
+        updated_at=row["updated_at"],
+        author=row["author"],
+        source=row["source"],
+        tags=tuple(json.loads(row["tags"])),
+        category=row["category"],
+        id=row["ext_id"],
+    )
+    return StoredArticle(row["key"], article, row["content_hash"], row["indexed_at"])
+
+
+def _row_to_passage(row: sqlite3.Row) -> Passage:
+    spans = tuple(Span(s, e) for s, e in json.loads(row["sentences"]))
+    return Passage(row["id"], row["article_key"], row["ordinal"], row["start"], row["end"], spans)
+
+
+class ArticleStore:
+    """SQLite store; one connection per thread, WAL so readers never wait for a writer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- meta -------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting, or None."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        self._conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every change of passages, so caches built from them know they are stale."""
+        return int(self.get_meta("generation") or 0)
+
+    # -- articles ---------------------------------------------------------------------
+
+    def get(self, key: str) -> StoredArticle | None:
+        """An article by key."""
+        row = self._conn().execute("SELECT * FROM articles WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _row_to_article(row)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, StoredArticle]:
+        """Articles by key; missing keys are left out."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, StoredArticle] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._conn().execute(
+                f"SELECT * FROM articles WHERE key IN ({marks})", part
+            ):
+                stored = _row_to_article(row)
+                out[stored.key] = stored
+        return out
+
+    def content_hash(self, key: str) -> str | None:
+        """The stored content hash of an article, or None when it is not stored."""
+        row = self._conn().execute(
+            "SELECT content_hash FROM articles WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def passage_ids(self, article_key: str) -> list[str]:
+        """Ids of an article's stored passages."""
+        return [
+            r[0]
+            for r in self._conn().execute(
+                "SELECT id FROM passages WHERE article_key = ? ORDER BY ordinal", (article_key,)
+            )
+        ]
+
+    def save_articles(self, items: Sequence[tuple[Article, Sequence[Passage]]]) -> None:
+        """Insert or replace articles and all their passages in one transaction."""
+        conn = self._conn()
+        now = _now()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for article, passages in items:
+                conn.execute("DELETE FROM passages WHERE article_key = ?", (article.key,))
+                conn.execute(
+                    "INSERT INTO articles (key, url, title, body, published_at, updated_at, "
+                    "author, source, tags, category, ext_id, content_hash, indexed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "url=excluded.url, title=excluded.title, body=excluded.body, "
+                    "published_at=excluded.published_at, updated_at=excluded.updated_at, "
+                    "author=excluded.author, source=excluded.source, tags=excluded.tags, "
+                    "category=excluded.category, ext_id=excluded.ext_id, "
+                    "content_hash=excluded.content_hash, indexed_at=excluded.indexed_at",
+                    (
+                        article.key, article.url, article.title, article.body,
+                        article.published_at, article.updated_at, article.author,
+                        article.source, json.dumps(list(article.tags), ensure_ascii=False),
+                        article.category, article.id, article.content_hash, now,
+                    ),
+                )
+                conn.executemany(
+                    'INSERT INTO passages (id, article_key, ordinal, start, "end", sentences) '
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            p.id, p.article_key, p.ordinal, p.start, p.end,
+                            json.dumps([[s.start, s.end] for s in p.sentences]),
+                        )
+                        for p in passages
+                    ],
+                )
+            self._bump(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def delete_article(self, key: str) -> list[str]:
+        """Remove an article; returns the ids of the passages it had."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM passages WHERE article_key = ?", (key,)
+            )]
+            conn.execute("DELETE FROM articles WHERE key = ?", (key,))
+            self._bump(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return ids
+
+    def _bump(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+
+    # -- passages ---------------------------------------------------------------------
+
+    def get_passages(self, ids: Iterable[str]) -> dict[str, Passage]:
+        """Passages by id; missing ids (stale vectors) are left out."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Passage] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._conn().execute(
+                f"SELECT * FROM passages WHERE id IN ({marks})", part
+            ):
+                out[row["id"]] = _row_to_passage(row)
+        return out
+
+    def article_passages(self, article_key: str) -> list[Passage]:
+        """All passages of one article in order."""
+        rows = self._conn().execute(
+            "SELECT * FROM passages WHERE article_key = ? ORDER BY ordinal", (article_key,)
+        )
+        return [_row_to_passage(r) for r in rows]
+
+    def iter_passage_texts(self) -> Iterator[tuple[str, str, str]]:
+        """(passage id, article title, passage text) for every passage, in a stable order."""
+        rows = self._conn().execute(
+            'SELECT p.id, a.title, substr(a.body, p.start + 1, p."end" - p.start) '
+            "FROM passages p JOIN articles a ON a.key = p.article_key ORDER BY p.id"
+        )
+        for pid, title, text in rows:
+            yield pid, title, text
+
+    def all_passage_ids(self) -> set[str]:
+        """Every stored passage id."""
+        return {r[0] for r in self._conn().execute("SELECT id FROM passages")}
+
+    # -- listing ----------------------------------------------------------------------
+
+    def latest(self, limit: int = 10) -> list[Article]:
+        """Newest articles by publication date (undated ones last)."""
+        rows = self._conn().execute(
+            "SELECT * FROM articles ORDER BY published_at IS NULL, published_at DESC, "
+            "indexed_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [_row_to_article(r).article for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of articles, passages and distinct sources."""
+        conn = self._conn()
+        return {
+            "articles": conn.execute("SELECT count(*) FROM articles").fetchone()[0],
+            "passages": conn.execute("SELECT count(*) FROM passages").fetchone()[0],
+            "sources": conn.execute(
+                "SELECT count(DISTINCT source) FROM articles WHERE source IS NOT NULL"
+            ).fetchone()[0],
+        }
