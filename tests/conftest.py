@@ -1,0 +1,67 @@
+"""Shared fixtures: the real model loaded once, the sample index built once, temp dirs per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from index.articles import Article  # noqa: E402
+from index.coverage import CoverageIndex, IndexSettings  # noqa: E402
+from index.embeddings import Embedder  # noqa: E402
+from index.importers import read_paths  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "index" / "sample" / "articles.jsonl"
+SAMPLE_QUESTIONS = ROOT / "index" / "sample" / "questions.jsonl"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests are offline: refuse connections to anything but this machine."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"test tried to reach {host}: tests are offline")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real bundled model, loaded once for the whole run."""
+    emb = Embedder()
+    emb.encode(["warm up"])
+    return emb
+
+
+def sample_articles() -> list[Article]:
+    """The bundled sample coverage as articles."""
+    return [a for a in read_paths([SAMPLE]) if isinstance(a, Article)]
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> CoverageIndex:
+    """An index of the sample coverage, built once; tests must not modify it."""
+    index = CoverageIndex(tmp_path_factory.mktemp("sample-index"), IndexSettings(),
+                          embedder=embedder)
+    index.import_articles(sample_articles())
+    return index
+
+
+@pytest.fixture()
+def fresh_index(tmp_path: Path, embedder: Embedder) -> Iterator[CoverageIndex]:
+    """An empty index in this test's own temp dir."""
+    index = CoverageIndex(tmp_path / "data", IndexSettings(), embedder=embedder)
+    yield index
+    index.store.close()
