@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -198,6 +199,76 @@ def demo(config: Config) -> None:
         click.secho(f"Q: {question}", fg="cyan", bold=True)
         _print_answer(answer)
         click.echo()
+
+
+@cli.command()
+@click.pass_obj
+def run(config: Config) -> None:
+    """Run the Telegram bot (long polling, or a webhook per config) until Ctrl-C or SIGTERM."""
+    from .app import run_bot
+
+    try:
+        run_bot(config)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from exc
+
+
+@cli.command()
+@click.option("--name", default="Reader", show_default=True, help="Your name in the chat.")
+@click.pass_obj
+def chat(config: Config, name: str) -> None:
+    """Chat with the bot in this terminal, through a local Bot API sandbox (no token needed).
+
+    Type a question; `:N` presses button N of the bot's last message; `@ question` tries
+    inline mode; `/quit` leaves. Imports the sample coverage if the data dir is empty.
+    """
+    from .chat import run_chat
+
+    run_chat(config, name)
+
+
+@cli.command("eval")
+@click.option("--questions", "questions_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON Lines: {\"id\", \"question\", \"url\" or null, \"any_of\": [...]}.")
+@click.option("--baselines", is_flag=True, help="Also run BM25 alone and dense alone.")
+@click.option("--split", type=click.Choice(["all", "dev", "test"]), default="all",
+              help="Report on this split; baselines calibrate their threshold on dev.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def eval_cmd(config: Config, questions_path: Path, baselines: bool, split: str,
+             as_json: bool) -> None:
+    """Score answers against a question set (right fact in excerpt 1, 1-3, MRR, declines)."""
+    from index.evaluation import GoldMatcher, baseline_settings, load_questions, run_system, score
+
+    index = open_index(config)
+    questions = load_questions(questions_path)
+    gold = GoldMatcher((s.article.url, s.article.body)
+                       for s in index.store.get_many(index.store.all_article_keys()).values())
+    vectors = index.embedder.encode([q.question for q in questions])
+    dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
+    runs = [run_system(index, "coverbot", questions, vectors, None)]
+    for name in ("bm25", "dense") if baselines else ():
+        retrieval, answer = baseline_settings(name)
+        base = type(index)(index.data_dir, dataclasses.replace(
+            index.settings, retrieval=retrieval, answer=answer), embedder=index.embedder)
+        runs.append(run_system(base, name, questions, vectors, dev))
+    keep = [i for i, q in enumerate(questions)
+            if split == "all" or (q.split or "test") == split]
+    table = {}
+    for run in runs:
+        scores = score([questions[i] for i in keep], [run.answers[i] for i in keep], gold)
+        table[run.name] = {**scores.row(), "threshold": round(run.threshold, 3),
+                           "by_style_fact@1": {k: round(100 * v, 1)
+                                               for k, v in scores.by_style.items()}}
+    if as_json:
+        click.echo(json.dumps({"questions": len(keep), "split": split, "systems": table}))
+        return
+    click.echo(f"{len(keep)} questions ({split}) from {questions_path}")
+    columns = [c for c in next(iter(table.values())) if c != "by_style_fact@1"]
+    click.echo(f"{'system':10}" + "".join(f"{c:>18}" for c in columns))
+    for name, row in table.items():
+        click.echo(f"{name:10}" + "".join(f"{row[c]!s:>18}" for c in columns))
 
 
 def main() -> None:

@@ -50,6 +50,20 @@ class TelegramSection:
     excerpts_per_message: int = 3
     link_previews: bool = False
     bot_username: str = ""
+    example_questions: tuple[str, ...] = (
+        "What did Witkoff urge?",
+        "How many aid trucks a day does Gaza need once the crossings reopen?",
+        "what did unrwa warn about flour",
+    )
+    latest_count: int = 8
+    error_report_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class StateSection:
+    """[state]: the bot's own database (feedback, answers for "More", later subscriptions)."""
+
+    url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,7 @@ class Config:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     telegram: TelegramSection = field(default_factory=TelegramSection)
+    state: StateSection = field(default_factory=StateSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     path: str | None = None
 
@@ -74,6 +89,11 @@ class Config:
     def data_dir(self) -> Path:
         """The data directory, with ~ expanded."""
         return Path(self.index.data_dir).expanduser()
+
+    @property
+    def state_url(self) -> str:
+        """SQLAlchemy URL of the state database: [state] url, else a file in the data dir."""
+        return self.state.url or f"sqlite:///{self.data_dir / 'state.sqlite3'}"
 
     def index_settings(self) -> IndexSettings:
         """The core's settings from this configuration."""
@@ -127,6 +147,7 @@ _SECTIONS = {
     "retrieval": RetrievalSettings,
     "answer": AnswerSettings,
     "telegram": TelegramSection,
+    "state": StateSection,
     "logging": LoggingSection,
 }
 
@@ -156,6 +177,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("telegram.mode must be 'polling' or 'webhook'")
     if config.answer.max_excerpts < 1:
         raise ConfigError("answer.max_excerpts must be at least 1")
+    if config.telegram.excerpts_per_message < 1:
+        raise ConfigError("telegram.excerpts_per_message must be at least 1")
+    if not 1 <= config.telegram.latest_count <= 30:
+        raise ConfigError("telegram.latest_count must be between 1 and 30")
 
 
 def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:

@@ -71,7 +71,7 @@ class Embedder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
 
-        log.info("loading embedding model from %s", self.model_path)
+        log.debug("loading embedding model from %s", self.model_path)
         try:
             return SentenceTransformer(
                 str(self.model_path), device=self.device, local_files_only=True

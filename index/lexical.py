@@ -75,6 +75,7 @@ class LexicalIndex:
         self.idf = idf
         self.max_idf = max(idf.values(), default=1.0)
         self.position = {pid: i for i, pid in enumerate(ids)}
+        self.k1 = float(getattr(retriever, "k1", 1.5)) if retriever is not None else 1.5
 
     @classmethod
     def build(cls, docs: Iterable[tuple[str, str]]) -> LexicalIndex:

@@ -40,8 +40,13 @@ class ScoredPassage:
 
 
 def query_weight(terms: Sequence[str], lexical: LexicalIndex) -> float:
-    """Total IDF of the query's distinct terms: the lexical score of a perfect match."""
-    return sum(lexical.idf_of(t) for t in dict.fromkeys(terms)) or 1.0
+    """BM25 score of a passage of average length that holds each query term once.
+
+    bm25s scores the Lucene way, without the (k1 + 1) factor, so such a passage scores
+    IDF / (1 + k1) per term; unknown terms count with the highest IDF, as misses.
+    """
+    total = sum(lexical.idf_of(t) for t in dict.fromkeys(terms))
+    return total / (1 + lexical.k1) if total else 1.0
 
 
 def hybrid_search(

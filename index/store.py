@@ -263,6 +263,10 @@ class ArticleStore:
         for pid, title, text in rows:
             yield pid, title, text
 
+    def all_article_keys(self) -> list[str]:
+        """Every stored article key."""
+        return [r[0] for r in self._conn().execute("SELECT key FROM articles ORDER BY key")]
+
     def all_passage_ids(self) -> set[str]:
         """Every stored passage id."""
         return {r[0] for r in self._conn().execute("SELECT id FROM passages")}

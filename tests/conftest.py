@@ -65,3 +65,40 @@ def fresh_index(tmp_path: Path, embedder: Embedder) -> Iterator[CoverageIndex]:
     index = CoverageIndex(tmp_path / "data", IndexSettings(), embedder=embedder)
     yield index
     index.store.close()
+
+
+# -- golden files ---------------------------------------------------------------------------
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite tests/golden/ files from the current output instead of comparing.",
+    )
+
+
+class Golden:
+    """Compares text with tests/golden/<name>, or rewrites the file with --update-golden."""
+
+    def __init__(self, update: bool) -> None:
+        self.update = update
+
+    def check(self, name: str, actual: str) -> None:
+        path = GOLDEN / name
+        if self.update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+            return
+        assert path.exists(), f"no golden file {path}; run pytest --update-golden"
+        expected = path.read_text(encoding="utf-8")
+        assert actual == expected, f"{name} differs from its golden file (pytest --update-golden)"
+
+
+@pytest.fixture()
+def golden(request: pytest.FixtureRequest) -> Golden:
+    """Golden-file comparison for rendered messages."""
+    return Golden(bool(request.config.getoption("--update-golden")))

@@ -26,13 +26,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(data_dir: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), *args])
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout + result.stderr if result.exit_code else result.stdout
 
 
 def test_import_reports_bad_records_and_goes_on(data_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"url": "https://n.example/x", "body": "Body."}\n{oops\n')
-    code, out = run(data_dir, "import", str(SAMPLE), str(bad))
+    result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "import", str(SAMPLE), str(bad)])
+    code, out = result.exit_code, result.output
     assert code == 0
     assert f"skipped {bad}:2: invalid JSON" in out
     assert "imported 1, updated 0, unchanged 16, failed 1" in out

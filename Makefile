@@ -1,0 +1,41 @@
+# `make` runs lint and tests. `make demo` is the quick start: install, index the bundled
+# sample coverage, answer example questions. Everything installs into ./.venv.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := check
+.PHONY: install demo chat test lint format typecheck check clean
+
+$(BIN)/coverbot: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/coverbot
+
+demo: install
+	$(BIN)/coverbot demo
+
+chat: install
+	$(BIN)/coverbot chat
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check bot index tests benchmarks
+	$(BIN)/ruff format --check bot index tests benchmarks
+
+format: install
+	$(BIN)/ruff format bot index tests benchmarks
+	$(BIN)/ruff check --fix bot index tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy bot index
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
