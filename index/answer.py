@@ -167,14 +167,17 @@ def choose_excerpt(
         return sp.fused + settings.answer_type_bonus * offers(kind, passage.text(body), question)
 
     passage, _ = max(hit.passages[: settings.passages_considered], key=passage_score)
-    if (len(passage.sentences) <= settings.max_sentences
-            and passage.end - passage.start <= settings.excerpt_chars):
+    if (
+        len(passage.sentences) <= settings.max_sentences
+        and passage.end - passage.start <= settings.excerpt_chars
+    ):
         return Span(passage.start, passage.end)
     best: tuple[float, int, Span] | None = None
     for span in _windows(passage.sentences, settings.excerpt_chars, settings.max_sentences):
         text = body[span.start : span.end]
         score = _coverage(query_terms, text, lexical) + settings.answer_type_bonus * offers(
-            kind, text, question)
+            kind, text, question
+        )
         # Ties go to the longer window: more context for the same evidence.
         key = (round(score, 4), span.end - span.start, span)
         if best is None or key[:2] > best[:2]:
@@ -184,7 +187,9 @@ def choose_excerpt(
 
 
 def confidence(
-    hits: Sequence[ArticleHit], query_terms: Sequence[str], lexical: LexicalIndex,
+    hits: Sequence[ArticleHit],
+    query_terms: Sequence[str],
+    lexical: LexicalIndex,
     settings: AnswerSettings,
 ) -> float:
     """How sure the index is that its best article answers the question.

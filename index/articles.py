@@ -102,8 +102,11 @@ def canonical_url(url: str) -> str:
         raise ArticleError(f"url has an invalid port: {raw[:200]!r}") from exc
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-         if not _TRACKING_PARAMS.match(k)]
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _TRACKING_PARAMS.match(k)
+        ]
     )
     path = parts.path or "/"
     return urlunsplit((scheme, netloc, path, query, ""))

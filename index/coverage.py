@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import layout
 from .answer import Answer, AnswerSettings, ArticleHit, build_answer, group_by_article
 from .articles import Article, article_key
 from .embeddings import Embedder
@@ -73,6 +74,7 @@ class IndexStats:
     last_import: str | None
     data_dir: str
     model: str
+    generation: str = ""
 
 
 class CoverageIndex:
@@ -83,10 +85,13 @@ class CoverageIndex:
         data_dir: Path,
         settings: IndexSettings | None = None,
         embedder: Embedder | None = None,
+        generation: str | None = None,
     ):
         self.data_dir = data_dir
+        self.generation = generation or layout.current_generation(data_dir)
+        self.path = data_dir / self.generation
         self.settings = settings or IndexSettings()
-        self.store = ArticleStore(data_dir / "articles.sqlite3")
+        self.store = ArticleStore(self.path / "articles.sqlite3")
         self._embedder = embedder
         self._vectors: VectorStore | None = None
         self._lexical: LexicalIndex | None = None
@@ -106,29 +111,39 @@ class CoverageIndex:
     def vectors(self) -> VectorStore:
         """The Chroma collection."""
         if self._vectors is None:
-            client = make_client(self.data_dir / "chroma", self.settings.chroma_url)
-            self._vectors = VectorStore(client, self.settings.collection, self._embedder)
+            client = make_client(self.path / "chroma", self.settings.chroma_url)
+            # On a shared Chroma server each generation has its own collection.
+            name = (
+                f"{self.settings.collection}-{self.generation}"
+                if self.settings.chroma_url
+                else self.settings.collection
+            )
+            self._vectors = VectorStore(client, name, self._embedder)
         return self._vectors
 
     @property
     def lexical(self) -> LexicalIndex:
         """The BM25 index, loaded from disk or rebuilt when the store has moved on."""
-        generation = self.store.generation
+        revision = self.store.revision
         current = self._lexical
-        if current is not None and getattr(current, "generation", None) == generation:
+        if current is not None and getattr(current, "revision", None) == revision:
             return current
         with self._read_lock:
-            path = self.data_dir / "bm25"
-            index = LexicalIndex.load(path, generation)
+            path = self.path / "bm25"
+            index = LexicalIndex.load(path, revision)
             if index is None:
                 t0 = time.perf_counter()
                 index = LexicalIndex.build(
-                    (pid, f"{title}\n{text}") for pid, title, text in self.store.iter_passage_texts()
+                    (pid, f"{title}\n{text}")
+                    for pid, title, text in self.store.iter_passage_texts()
                 )
-                index.save(path, generation)
-                log.info("rebuilt BM25 over %d passages in %.1fs", len(index.ids),
-                         time.perf_counter() - t0)
-            index.generation = generation  # type: ignore[attr-defined]
+                index.save(path, revision)
+                log.info(
+                    "rebuilt BM25 over %d passages in %.1fs",
+                    len(index.ids),
+                    time.perf_counter() - t0,
+                )
+            index.revision = revision  # type: ignore[attr-defined]
             self._lexical = index
             return index
 
@@ -216,6 +231,29 @@ class CoverageIndex:
             self.vectors.delete(ids)
         return True
 
+    def rebuild(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[CoverageIndex, ImportReport]:
+        """Build a new generation from the stored articles, then switch to it atomically.
+
+        Readers keep using this index until the switch; a crash before it leaves this
+        generation serving and the half-built one is removed by `layout.cleanup`.
+        """
+        with layout.rebuild_lock(self.data_dir):
+            name = layout.new_generation(self.data_dir)
+            fresh = CoverageIndex(self.data_dir, self.settings, self._embedder, generation=name)
+            report = fresh.import_articles(
+                (s.article for s in self.store.iter_articles()), progress=progress
+            )
+            fresh.lexical  # noqa: B018 - build the BM25 index before serving
+            fresh.store.set_meta("rebuilt_from", self.generation)
+            layout.switch_to(self.data_dir, name)
+        return fresh, report
+
+    def close(self) -> None:
+        """Release this thread's database connection."""
+        self.store.close()
+
     def cleanup(self) -> int:
         """Delete vectors whose passages are gone (left by an interrupted import)."""
         with self._write_lock:
@@ -268,6 +306,7 @@ class CoverageIndex:
             sources=counts["sources"],
             last_import=self.store.get_meta("last_import"),
             data_dir=str(self.data_dir),
+            generation=self.generation,
             model=self.settings.model or "all-MiniLM-L6-v2 (bundled)",
         )
 

@@ -32,10 +32,16 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             r = json.loads(line)
-            out.append(Question(
-                id=str(r["id"]), question=r["question"], url=r.get("url"),
-                any_of=tuple(r.get("any_of") or ()), style=r.get("style"), split=r.get("split"),
-            ))
+            out.append(
+                Question(
+                    id=str(r["id"]),
+                    question=r["question"],
+                    url=r.get("url"),
+                    any_of=tuple(r.get("any_of") or ()),
+                    style=r.get("style"),
+                    split=r.get("split"),
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{lineno}: bad question line: {exc}") from exc
     return out
@@ -89,16 +95,18 @@ class Scores:
         """Rounded percentages for a table."""
         pct = lambda x: round(100 * x, 1)  # noqa: E731
         return {
-            "fact@1": pct(self.fact_at_1), "fact@1-3": pct(self.fact_at_3),
-            "MRR@10": round(self.mrr_at_10, 3), "article@1": pct(self.article_at_1),
-            "answered": pct(self.answered), "declined(unans)": pct(self.decline_recall),
-            "decline precision": pct(self.decline_precision), "verbatim": pct(self.verbatim),
+            "fact@1": pct(self.fact_at_1),
+            "fact@1-3": pct(self.fact_at_3),
+            "MRR@10": round(self.mrr_at_10, 3),
+            "article@1": pct(self.article_at_1),
+            "answered": pct(self.answered),
+            "declined(unans)": pct(self.decline_recall),
+            "decline precision": pct(self.decline_precision),
+            "verbatim": pct(self.verbatim),
         }
 
 
-def score(
-    questions: Sequence[Question], answers: Sequence[Answer], gold: GoldMatcher
-) -> Scores:
+def score(questions: Sequence[Question], answers: Sequence[Answer], gold: GoldMatcher) -> Scores:
     """Score answers (in question order) against their questions."""
     s = Scores()
     rr_sum = f1 = f3 = a1 = answered = 0.0
@@ -116,8 +124,11 @@ def score(
             continue
         s.answerable += 1
         answered += a.answered
-        ranks = [i for i, ex in enumerate(a.excerpts[:10])
-                 if gold.is_gold(q, ex.url) and has_fact(q, ex.text)]
+        ranks = [
+            i
+            for i, ex in enumerate(a.excerpts[:10])
+            if gold.is_gold(q, ex.url) and has_fact(q, ex.text)
+        ]
         first = ranks[0] if ranks else None
         f1 += first == 0
         f3 += first is not None and first < 3
@@ -182,7 +193,10 @@ class SystemRun:
 
 
 def run_system(
-    index: Any, name: str, questions: Sequence[Question], vectors: Any,
+    index: Any,
+    name: str,
+    questions: Sequence[Question],
+    vectors: Any,
     calibrate_on: Sequence[int] | None,
 ) -> SystemRun:
     """Answer all questions without declining, then apply the system's threshold.
@@ -194,13 +208,15 @@ def run_system(
 
     configured = index.settings.answer.decline_below
     open_settings = dataclasses.replace(
-        index.settings, answer=dataclasses.replace(index.settings.answer,
-                                                   decline_below=NEVER_DECLINE))
+        index.settings,
+        answer=dataclasses.replace(index.settings.answer, decline_below=NEVER_DECLINE),
+    )
     runner = type(index)(index.data_dir, open_settings, embedder=index.embedder)
     raw = [runner.ask(q.question, v) for q, v in zip(questions, vectors, strict=True)]
     if calibrate_on is None:
         threshold = configured
     else:
-        threshold = calibrate_threshold([questions[i] for i in calibrate_on],
-                                        [raw[i] for i in calibrate_on])
+        threshold = calibrate_threshold(
+            [questions[i] for i in calibrate_on], [raw[i] for i in calibrate_on]
+        )
     return SystemRun(name, threshold, [with_threshold(a, threshold) for a in raw])

@@ -10,8 +10,14 @@ from .articles import ArticleError, lenient_datetime
 
 log = logging.getLogger(__name__)
 
-_PUBLISHED_META = ("article:published_time", "og:published_time", "datePublished",
-                   "pubdate", "publishdate", "date")
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:published_time",
+    "datePublished",
+    "pubdate",
+    "publishdate",
+    "date",
+)
 _MODIFIED_META = ("article:modified_time", "og:updated_time", "dateModified")
 
 

@@ -126,7 +126,7 @@ class LexicalIndex:
         """Top passages for stemmed query terms, best first."""
         return self.top(self.scores(query_terms), k)
 
-    def save(self, path: Path, generation: int) -> None:
+    def save(self, path: Path, revision: int) -> None:
         """Write the index to a folder, replacing it atomically."""
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,7 +134,7 @@ class LexicalIndex:
         if self.retriever is not None:
             self.retriever.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "meta.json").write_text(
-            json.dumps({"generation": generation, "ids": self.ids, "idf": self.idf})
+            json.dumps({"revision": revision, "ids": self.ids, "idf": self.idf})
         )
         old = path.with_name(path.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -144,8 +144,8 @@ class LexicalIndex:
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
-    def load(cls, path: Path, generation: int) -> LexicalIndex | None:
-        """The saved index if it was built for this generation of the store, else None."""
+    def load(cls, path: Path, revision: int) -> LexicalIndex | None:
+        """The saved index if it was built for this revision of the store, else None."""
         meta_path = path / "meta.json"
         if not meta_path.is_file():
             return None
@@ -153,7 +153,7 @@ class LexicalIndex:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             return None
-        if meta.get("generation") != generation:
+        if meta.get("revision") != revision:
             return None
         retriever = None
         if (path / "bm25").is_dir():

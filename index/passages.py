@@ -58,7 +58,7 @@ def _is_abbreviation(text: str, end: int) -> bool:
     if word in _ABBREVIATIONS:
         return True
     # Single-letter initials ("J. K. Rowling") and dotted acronyms ("U.S.").
-    return len(word) == 1 and word.isalpha() or bool(re.fullmatch(r"(?:\w\.)+\w", word))
+    return (len(word) == 1 and word.isalpha()) or bool(re.fullmatch(r"(?:\w\.)+\w", word))
 
 
 def _split_line(text: str, start: int, end: int) -> Iterator[Span]:
@@ -66,8 +66,10 @@ def _split_line(text: str, start: int, end: int) -> Iterator[Span]:
     for match in _BOUNDARY.finditer(text, start, end):
         cut = match.end()
         mark = match.group(0)
-        if mark[0] == "." and not mark.startswith("...") and _is_abbreviation(
-            text, match.start() + 1
+        if (
+            mark[0] == "."
+            and not mark.startswith("...")
+            and _is_abbreviation(text, match.start() + 1)
         ):
             continue
         if text[pos:cut].strip():

@@ -12,31 +12,53 @@ import re
 NUMBER, PERSON, TIME, PLACE = "number", "person", "time", "place"
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (TIME, re.compile(
-        r"^(when|what (year|month|date|day|time)|which (years?|month|date|day)|by when|"
-        r"since when|how long ago)\b")),
-    (NUMBER, re.compile(
-        r"^(how (many|much|long|big|large|far|old|high|fast|often|tall|heavy)|by how much|"
-        r"what (is the |was the )?(percentage|proportion|share|number|amount|price|cost|"
-        r"figure|fee|sum|value|size|total|rate|budget|salary|fine|score|margin|age)|"
-        r"what (percentage|proportion|share|fraction))\b")),
-    (PERSON, re.compile(r"^(who|whom|whose|which (man|woman|person|people|player|actor|"
-                        r"actress|singer|star|official|minister|director|executive|boss|"
-                        r"manager|coach|leader|politician|mp|member))\b")),
-    (PLACE, re.compile(r"^(where|which (country|countries|city|cities|town|place|region|"
-                       r"state|nation|venue|stadium))\b")),
+    (
+        TIME,
+        re.compile(
+            r"^(when|what (year|month|date|day|time)|which (years?|month|date|day)|by when|"
+            r"since when|how long ago)\b"
+        ),
+    ),
+    (
+        NUMBER,
+        re.compile(
+            r"^(how (many|much|long|big|large|far|old|high|fast|often|tall|heavy)|by how much|"
+            r"what (is the |was the )?(percentage|proportion|share|number|amount|price|cost|"
+            r"figure|fee|sum|value|size|total|rate|budget|salary|fine|score|margin|age)|"
+            r"what (percentage|proportion|share|fraction))\b"
+        ),
+    ),
+    (
+        PERSON,
+        re.compile(
+            r"^(who|whom|whose|which (man|woman|person|people|player|actor|"
+            r"actress|singer|star|official|minister|director|executive|boss|"
+            r"manager|coach|leader|politician|mp|member))\b"
+        ),
+    ),
+    (
+        PLACE,
+        re.compile(
+            r"^(where|which (country|countries|city|cities|town|place|region|"
+            r"state|nation|venue|stadium))\b"
+        ),
+    ),
 )
 _LEADING = re.compile(r"^\W*(and|so|but|ok|okay|please|tell me|do you know)?\W*", re.I)
 
-_NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
-                 r"thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|"
-                 r"third|quarter|double|twice|triple")
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+    r"thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|"
+    r"third|quarter|double|twice|triple"
+)
 _HAS = {
     NUMBER: re.compile(rf"\d|\b({_NUMBER_WORDS})\b|%|£|\$|€", re.I),
     TIME: re.compile(
         r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|"
         r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|"
-        r"sunday|yesterday|today|tomorrow|week|month|year|decade|century)s?\b", re.I),
+        r"sunday|yesterday|today|tomorrow|week|month|year|decade|century)s?\b",
+        re.I,
+    ),
     PERSON: re.compile(r"\b(Mr|Mrs|Ms|Dr|Sir|Lord|Lady|Prof)\b\.?|\b[A-Z][a-z]+ [A-Z][a-z'-]+"),
     PLACE: re.compile(r"\b(in|at|from|to) [A-Z][a-z]+"),
 }
@@ -56,7 +78,4 @@ def offers(kind: str | None, text: str, question: str) -> bool:
     if kind is None:
         return False
     q_low = question.lower()
-    for match in _HAS[kind].finditer(text):
-        if match.group(0).lower() not in q_low:
-            return True
-    return False
+    return any(m.group(0).lower() not in q_low for m in _HAS[kind].finditer(text))

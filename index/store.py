@@ -128,9 +128,9 @@ class ArticleStore:
         )
 
     @property
-    def generation(self) -> int:
+    def revision(self) -> int:
         """Bumped on every change of passages, so caches built from them know they are stale."""
-        return int(self.get_meta("generation") or 0)
+        return int(self.get_meta("revision") or 0)
 
     # -- articles ---------------------------------------------------------------------
 
@@ -146,18 +146,18 @@ class ArticleStore:
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
             marks = ",".join("?" * len(part))
-            for row in self._conn().execute(
-                f"SELECT * FROM articles WHERE key IN ({marks})", part
-            ):
+            for row in self._conn().execute(f"SELECT * FROM articles WHERE key IN ({marks})", part):
                 stored = _row_to_article(row)
                 out[stored.key] = stored
         return out
 
     def content_hash(self, key: str) -> str | None:
         """The stored content hash of an article, or None when it is not stored."""
-        row = self._conn().execute(
-            "SELECT content_hash FROM articles WHERE key = ?", (key,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT content_hash FROM articles WHERE key = ?", (key,))
+            .fetchone()
+        )
         return None if row is None else str(row[0])
 
     def passage_ids(self, article_key: str) -> list[str]:
@@ -180,17 +180,27 @@ class ArticleStore:
                 conn.execute(
                     "INSERT INTO articles (key, url, title, body, published_at, updated_at, "
                     "author, source, tags, category, ext_id, content_hash, indexed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET "
                     "url=excluded.url, title=excluded.title, body=excluded.body, "
                     "published_at=excluded.published_at, updated_at=excluded.updated_at, "
                     "author=excluded.author, source=excluded.source, tags=excluded.tags, "
                     "category=excluded.category, ext_id=excluded.ext_id, "
                     "content_hash=excluded.content_hash, indexed_at=excluded.indexed_at",
                     (
-                        article.key, article.url, article.title, article.body,
-                        article.published_at, article.updated_at, article.author,
-                        article.source, json.dumps(list(article.tags), ensure_ascii=False),
-                        article.category, article.id, article.content_hash, now,
+                        article.key,
+                        article.url,
+                        article.title,
+                        article.body,
+                        article.published_at,
+                        article.updated_at,
+                        article.author,
+                        article.source,
+                        json.dumps(list(article.tags), ensure_ascii=False),
+                        article.category,
+                        article.id,
+                        article.content_hash,
+                        now,
                     ),
                 )
                 conn.executemany(
@@ -198,7 +208,11 @@ class ArticleStore:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            p.id, p.article_key, p.ordinal, p.start, p.end,
+                            p.id,
+                            p.article_key,
+                            p.ordinal,
+                            p.start,
+                            p.end,
                             json.dumps([[s.start, s.end] for s in p.sentences]),
                         )
                         for p in passages
@@ -215,9 +229,9 @@ class ArticleStore:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM passages WHERE article_key = ?", (key,)
-            )]
+            ids = [
+                r[0] for r in conn.execute("SELECT id FROM passages WHERE article_key = ?", (key,))
+            ]
             conn.execute("DELETE FROM articles WHERE key = ?", (key,))
             self._bump(conn)
             conn.execute("COMMIT")
@@ -228,7 +242,7 @@ class ArticleStore:
 
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+            "INSERT INTO meta (key, value) VALUES ('revision', '1') ON CONFLICT (key) "
             "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
         )
 
@@ -241,9 +255,7 @@ class ArticleStore:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
-            for row in self._conn().execute(
-                f"SELECT * FROM passages WHERE id IN ({marks})", part
-            ):
+            for row in self._conn().execute(f"SELECT * FROM passages WHERE id IN ({marks})", part):
                 out[row["id"]] = _row_to_passage(row)
         return out
 
@@ -260,8 +272,22 @@ class ArticleStore:
             'SELECT p.id, a.title, substr(a.body, p.start + 1, p."end" - p.start) '
             "FROM passages p JOIN articles a ON a.key = p.article_key ORDER BY p.id"
         )
-        for pid, title, text in rows:
-            yield pid, title, text
+        yield from rows
+
+    def iter_articles(self) -> Iterator[StoredArticle]:
+        """Every stored article, in key order, read in pages."""
+        last = ""
+        while True:
+            rows = (
+                self._conn()
+                .execute("SELECT * FROM articles WHERE key > ? ORDER BY key LIMIT 500", (last,))
+                .fetchall()
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield _row_to_article(row)
+            last = rows[-1]["key"]
 
     def all_article_keys(self) -> list[str]:
         """Every stored article key."""

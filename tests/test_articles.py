@@ -10,8 +10,10 @@ from index.articles import ArticleError, article_from_record, canonical_url, cle
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("HTTPS://Example.COM:443/a/b?utm_source=rss&p=61125#comments",
-         "https://example.com/a/b?p=61125"),
+        (
+            "HTTPS://Example.COM:443/a/b?utm_source=rss&p=61125#comments",
+            "https://example.com/a/b?p=61125",
+        ),
         ("http://example.com", "http://example.com/"),
         ("https://example.com:8443/x?fbclid=1&wt_mc=rss.x", "https://example.com:8443/x"),
         ("https://daysofpalestine.ps/?p=61125", "https://daysofpalestine.ps/?p=61125"),
@@ -44,10 +46,16 @@ def test_record_validation_messages() -> None:
 
 
 def test_record_normalises_fields() -> None:
-    a = article_from_record({
-        "url": "https://A.example/1?utm_medium=x", "title": " Title\n here ", "body": "Body.",
-        "published_at": "2025-03-05T09:30:00Z", "tags": "aid, ceasefire,aid", "id": 7,
-    })
+    a = article_from_record(
+        {
+            "url": "https://A.example/1?utm_medium=x",
+            "title": " Title\n here ",
+            "body": "Body.",
+            "published_at": "2025-03-05T09:30:00Z",
+            "tags": "aid, ceasefire,aid",
+            "id": 7,
+        }
+    )
     assert a.url == "https://a.example/1"
     assert a.title == "Title here"
     assert a.published_at == "2025-03-05T09:30:00+00:00"

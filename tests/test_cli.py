@@ -57,7 +57,7 @@ def test_ask_text(data_dir: Path) -> None:
 
 
 def test_stats_json(data_dir: Path) -> None:
-    code, out = run(data_dir, "stats", "--json")
+    _, out = run(data_dir, "stats", "--json")
     stats = json.loads(out)
     assert stats["articles"] >= 16 and stats["passages"] > 16
     assert stats["data_dir"] == str(data_dir)
@@ -66,14 +66,20 @@ def test_stats_json(data_dir: Path) -> None:
 def test_ask_questions_file_as_a_subprocess(data_dir: Path, tmp_path: Path) -> None:
     """The evaluation contract, run as an operator would run it."""
     questions = tmp_path / "q.jsonl"
-    lines = [{"id": "a", "question": "What did Witkoff urge?", "url": "ignored"},
-             {"id": 7, "question": "best pizza in town"},
-             {"id": "c", "question": "how much diesel does a bakery need"}]
+    lines = [
+        {"id": "a", "question": "What did Witkoff urge?", "url": "ignored"},
+        {"id": 7, "question": "best pizza in town"},
+        {"id": "c", "question": "how much diesel does a bakery need"},
+    ]
     questions.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     env = {**os.environ, "COVERBOT_DATA_DIR": str(data_dir)}
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "ask", "--json", "--questions", str(questions)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     out = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -35,7 +35,7 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
 def test_bad_values_and_files(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[index]\npassage_chars = "big"\n')
-    with pytest.raises(ConfigError, match="index.passage_chars must be int"):
+    with pytest.raises(ConfigError, match=r"index\.passage_chars must be int"):
         load_config(path)
     path.write_text("[index\n")
     with pytest.raises(ConfigError, match="invalid TOML"):

@@ -9,7 +9,6 @@ import pytest
 
 from index.articles import Article
 from index.importers import Rejected, read_paths
-
 from tests.conftest import SHARED
 
 
@@ -33,7 +32,9 @@ def test_jsonl_bad_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     arts, bad = items(path)
     assert [a.url for a in arts] == ["https://news.example/a", "https://news.example/d"]
     assert [(b.line, b.reason.split(":")[0]) for b in bad] == [
-        (2, "invalid JSON"), (3, "missing url"), (4, "empty body")
+        (2, "invalid JSON"),
+        (3, "missing url"),
+        (4, "empty body"),
     ]
     assert str(bad[0]).startswith(f"{path}:2: invalid JSON")
 
@@ -42,10 +43,14 @@ def test_json_object_and_array(tmp_path: Path) -> None:
     one = tmp_path / "one.json"
     one.write_text(json.dumps({"url": "https://n.example/1", "title": "T", "body": "B."}))
     many = tmp_path / "many.json"
-    many.write_text(json.dumps([
-        {"url": "https://n.example/2", "title": "T", "body": "B."},
-        {"url": "https://n.example/3", "title": "T"},
-    ]))
+    many.write_text(
+        json.dumps(
+            [
+                {"url": "https://n.example/2", "title": "T", "body": "B."},
+                {"url": "https://n.example/3", "title": "T"},
+            ]
+        )
+    )
     arts, bad = items(one, many)
     assert len(arts) == 2
     assert bad[0].reason == "item 1: missing body"
@@ -88,8 +93,11 @@ def test_hostile_html_yields_text_only(tmp_path: Path) -> None:
         '<meta property="article:published_time" content="2025-02-01T08:00:00+02:00">'
         "<script>alert('x')</script><style>p{}</style></head><body><article>"
         "<h1>Aid resumes</h1>"
-        + "".join(f"<p>Paragraph {i} says aid trucks crossed at Kerem Shalom on day {i}, "
-                  "officials said on Sunday.</p>" for i in range(6))
+        + "".join(
+            f"<p>Paragraph {i} says aid trucks crossed at Kerem Shalom on day {i}, "
+            "officials said on Sunday.</p>"
+            for i in range(6)
+        )
         + '<p onclick="evil()">Footer &copy; 1999 <iframe src="https://x"></iframe></p>'
         "</article></body></html>"
     )

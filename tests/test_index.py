@@ -36,21 +36,32 @@ def test_sample_questions_answer_or_decline(sample_index: CoverageIndex) -> None
             assert not a.answered and a.excerpts == (), q["question"]
             continue
         first = a.excerpts[0] if a.excerpts else None
-        right += bool(first and first.url == q["url"]
-                      and any(p.lower() in first.text.lower() for p in q["any_of"]))
+        right += bool(
+            first
+            and first.url == q["url"]
+            and any(p.lower() in first.text.lower() for p in q["any_of"])
+        )
     answerable = sum(q["url"] is not None for q in questions)
     # A quality floor, not a target: 13 of 18 when this was written (benchmarks/README.md).
     assert right >= 12, f"{right}/{answerable} with the fact in excerpt 1"
 
 
 def test_unrelated_questions_are_declined(sample_index: CoverageIndex) -> None:
-    for question in ("Who won the Premier League in 2004?", "best pizza recipe",
-                     "What is the price of bitcoin?", "", "???", "\u200b"):
+    for question in (
+        "Who won the Premier League in 2004?",
+        "best pizza recipe",
+        "What is the price of bitcoin?",
+        "",
+        "???",
+        "\u200b",
+    ):
         answer = sample_index.ask(question)
         assert not answer.answered and not answer.excerpts, question
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(question=st.text(min_size=0, max_size=200))
 def test_every_excerpt_is_verbatim(sample_index: CoverageIndex, question: str) -> None:
     answer = sample_index.ask(question)
@@ -66,7 +77,11 @@ def test_reimport_is_idempotent(fresh_index: CoverageIndex) -> None:
     assert (first.added, first.passages_embedded > 0) == (5, True)
     second = fresh_index.import_articles(articles)
     assert (second.added, second.updated, second.unchanged, second.passages_embedded) == (
-        0, 0, 5, 0)
+        0,
+        0,
+        5,
+        0,
+    )
     assert consistent(fresh_index)
 
 
@@ -104,10 +119,12 @@ def test_remove_and_cleanup(fresh_index: CoverageIndex) -> None:
 
 def test_recency_breaks_ties(fresh_index: CoverageIndex) -> None:
     base = {"title": "Crossing update", "body": "The Rafah crossing reopened for aid trucks."}
-    old = article_from_record({**base, "url": "https://n.example/old",
-                               "published_at": "2025-01-01T00:00:00Z"})
-    new = article_from_record({**base, "url": "https://n.example/new",
-                               "published_at": "2025-04-01T00:00:00Z"})
+    old = article_from_record(
+        {**base, "url": "https://n.example/old", "published_at": "2025-01-01T00:00:00Z"}
+    )
+    new = article_from_record(
+        {**base, "url": "https://n.example/new", "published_at": "2025-04-01T00:00:00Z"}
+    )
     fresh_index.import_articles([old, new])
     answer = fresh_index.ask("Did the Rafah crossing reopen for aid trucks?")
     assert [e.url for e in answer.excerpts] == ["https://n.example/new", "https://n.example/old"]

@@ -15,7 +15,8 @@ def texts(body: str) -> list[str]:
 def test_splits_on_sentence_ends_but_not_abbreviations() -> None:
     body = (
         "Mr. Witkoff met officials in Cairo on Monday. The U.S. envoy said talks were "
-        "\u201cconstructive.\u201d Aid rose 3.5% to 1,200 trucks! Was it enough? J. K. Rowling agreed."
+        "\u201cconstructive.\u201d Aid rose 3.5% to 1,200 trucks! Was it enough? "
+        "J. K. Rowling agreed."
     )
     assert texts(body) == [
         "Mr. Witkoff met officials in Cairo on Monday.",
@@ -29,15 +30,22 @@ def test_splits_on_sentence_ends_but_not_abbreviations() -> None:
 def test_line_breaks_end_sentences() -> None:
     body = "Heading without stop\n\nFirst paragraph. Second sentence\n- a list item\n- another"
     assert texts(body) == [
-        "Heading without stop", "First paragraph.", "Second sentence", "- a list item",
+        "Heading without stop",
+        "First paragraph.",
+        "Second sentence",
+        "- a list item",
         "- another",
     ]
 
 
 paragraph = st.lists(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"),
-            min_size=0, max_size=300),
-    min_size=1, max_size=8,
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"),
+        min_size=0,
+        max_size=300,
+    ),
+    min_size=1,
+    max_size=8,
 ).map(lambda parts: ". ".join(parts))
 bodies = st.lists(paragraph, min_size=1, max_size=6).map(lambda ps: "\n\n".join(ps))
 
@@ -78,8 +86,9 @@ def test_passage_ids_follow_content_not_position() -> None:
     a = make_passages("k", "T", "One sentence here. Two sentences here.", 100)
     b = make_passages("k", "T", "New lead sentence.\n\nOne sentence here. Two sentences here.", 25)
     assert a[0].id != b[0].id
-    assert make_passages("k", "T", "One sentence here.", 100)[0].id == make_passages(
-        "k", "T", "One sentence here.", 100
-    )[0].id
+    assert (
+        make_passages("k", "T", "One sentence here.", 100)[0].id
+        == make_passages("k", "T", "One sentence here.", 100)[0].id
+    )
     # A changed headline changes what the model saw, so the id changes.
     assert make_passages("k", "Other", "One sentence here.", 100)[0].id != a[0].id

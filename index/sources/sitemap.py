@@ -1,0 +1,211 @@
+"""Sitemaps (index, url sets, .xml.gz, Google News): lastmod says which pages to fetch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urljoin
+
+from ..articles import Article, ArticleError, lenient_datetime
+from ..fetch import Fetcher, FetchError
+from .base import Source, SourceBatch, describe, fetch_page_article, gunzip, safe_canonical
+
+log = logging.getLogger(__name__)
+
+_MAX_DEPTH = 3
+# The sitemaps protocol caps a file at 50 MB uncompressed.
+_MAX_XML_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ParsedSitemap:
+    """One sitemap file: child sitemaps (an index) or pages (a url set), each with a stamp."""
+
+    children: dict[str, str] = field(default_factory=dict)
+    pages: dict[str, str] = field(default_factory=dict)
+    hints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recovered: bool = False
+    is_index: bool = False
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _child_text(el: Any, *names: str) -> str:
+    """Stripped text of the first descendant with one of these local names ("" if none)."""
+    for child in el.iter():
+        if _local(child.tag) in names and child.text and child.text.strip():
+            return str(child.text.strip())
+    return ""
+
+
+def _xml_root(data: bytes, url: str) -> tuple[Any, bool]:
+    """The parsed root, strictly if possible, else recovered; (root, recovered)."""
+    from lxml import etree
+
+    options = {"resolve_entities": False, "no_network": True, "remove_comments": True}
+    try:
+        return etree.fromstring(data, etree.XMLParser(**options)), False
+    except etree.XMLSyntaxError as exc:
+        reason = f"malformed XML ({exc.msg})"
+    root = etree.fromstring(data, etree.XMLParser(recover=True, **options))
+    if root is None:
+        raise FetchError(url, reason)
+    return root, True
+
+
+def parse_sitemap(data: bytes, url: str) -> ParsedSitemap:
+    """A sitemap index or url set; FetchError when the bytes are neither."""
+    root, recovered = _xml_root(gunzip(data, url, _MAX_XML_BYTES), url)
+    kind = _local(root.tag)
+    out = ParsedSitemap(recovered=recovered, is_index=kind == "sitemapindex")
+    if kind not in ("sitemapindex", "urlset"):
+        raise FetchError(url, "not a sitemap" if not recovered else "malformed XML")
+    for item in root:
+        loc = next((c.text.strip() for c in item if _local(c.tag) == "loc" and c.text), "")
+        if not loc:
+            continue
+        loc = urljoin(url, loc)  # some plugins write site-relative locs
+        lastmod = _child_text(item, "lastmod")
+        if kind == "sitemapindex":
+            out.children[loc] = lastmod
+            continue
+        published = _child_text(item, "publication_date")
+        out.pages[loc] = lastmod or published
+        title = _child_text(item, "title")
+        out.hints[loc] = {
+            "title": title,
+            "published_at": lenient_datetime(published),
+            "updated_at": lenient_datetime(lastmod),
+        }
+    if recovered and not (out.children or out.pages):
+        raise FetchError(url, "malformed XML")
+    return out
+
+
+@dataclass(slots=True)
+class _Walk:
+    """State of one fetch: the old and new documents, and what the pages' hints say."""
+
+    old: Mapping[str, Any]
+    new: dict[str, Any] = field(default_factory=dict)
+    hints: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SitemapSource(Source):
+    """A sitemap or sitemap index; pages are fetched when new or when their lastmod moves."""
+
+    kind: ClassVar[str] = "sitemap"
+    url: str
+    max_pages: int = 500
+
+    async def fetch(
+        self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
+    ) -> SourceBatch:
+        """New and changed pages; a sitemap lists everything, so `seen_urls` is the listing."""
+        walk = _Walk(old=dict((cursor or {}).get("sitemaps") or {}))
+        batch = SourceBatch()
+        await self._visit(fetcher, self.url, "", 0, walk, batch)
+        old_pages = _pages(walk.old)
+        listed = _pages(walk.new)
+        todo = [u for u, stamp in listed.items() if old_pages.get(u) != stamp or stamp is None]
+        later = todo[self.max_pages :]
+        todo = todo[: self.max_pages]
+        results = await asyncio.gather(*(self._page(fetcher, u, walk.hints.get(u)) for u in todo))
+        unfinished = set(later)
+        for url, result in zip(todo, results, strict=True):
+            if isinstance(result, Article):
+                batch.articles.append(result)
+            else:
+                batch.reject(url, result)
+                unfinished.add(url)
+        # A page not fetched this time keeps a null stamp, so the next fetch tries it again.
+        for doc in walk.new.values():
+            for url in unfinished.intersection(doc.get("pages", {})):
+                doc["pages"][url] = None
+        batch.cursor = {"sitemaps": walk.new}
+        if batch.complete:
+            batch.seen_urls = {u for u in (safe_canonical(x) for x in listed) if u}
+        return batch
+
+    async def _visit(
+        self, fetcher: Fetcher, url: str, lastmod: str, depth: int, walk: _Walk, batch: SourceBatch
+    ) -> None:
+        """Fetch one sitemap file (or reuse the last copy if unchanged), then its children."""
+        if url in walk.new:
+            return
+        if depth >= _MAX_DEPTH:
+            batch.complete = False
+            batch.reject(url, "sitemaps nested too deep")
+            return
+        old = walk.old.get(url)
+        try:
+            doc = await self._document(fetcher, url, lastmod, old, walk, batch)
+        except FetchError as exc:
+            if depth == 0:
+                raise
+            batch.complete = False
+            batch.reject(url, exc.reason)
+            if old is not None:  # keep its pages listed, so nothing is taken for deleted
+                walk.new[url] = old
+            return
+        walk.new[url] = doc
+        children = doc.get("children", {})
+        await asyncio.gather(
+            *(
+                self._visit(fetcher, child, mod, depth + 1, walk, batch)
+                for child, mod in children.items()
+            )
+        )
+
+    async def _document(
+        self,
+        fetcher: Fetcher,
+        url: str,
+        lastmod: str,
+        old: Mapping[str, Any] | None,
+        walk: _Walk,
+        batch: SourceBatch,
+    ) -> dict[str, Any]:
+        """A sitemap file as stored in the cursor: {"lastmod", "children"} or {"pages"}."""
+        if old is not None and lastmod and old.get("lastmod") == lastmod:
+            return dict(old)  # the index says this child has not changed
+        if old is None:  # without the last copy a 304 would tell us nothing
+            fetcher.validators.forget(url)
+        response = await fetcher.get(url, conditional=True)
+        if response.not_modified and old is not None:
+            return dict(old)
+        parsed = parse_sitemap(response.content, response.url)
+        if parsed.recovered:
+            batch.complete = False
+            batch.reject(url, "malformed XML (read what could be recovered)")
+        walk.hints.update(parsed.hints)
+        if parsed.is_index:
+            return {"lastmod": lastmod, "children": parsed.children}
+        return {"lastmod": lastmod, "pages": dict(parsed.pages)}
+
+    async def _page(
+        self, fetcher: Fetcher, url: str, hints: Mapping[str, Any] | None
+    ) -> Article | str:
+        """The article on a listed page, or a reason string."""
+        try:
+            return await fetch_page_article(fetcher, url, hints or {})
+        except (FetchError, ArticleError) as exc:
+            return describe(exc)
+
+
+def _pages(docs: Mapping[str, Any]) -> dict[str, str | None]:
+    """Every page listed by a set of stored sitemap files, with its stamp."""
+    out: dict[str, str | None] = {}
+    for doc in docs.values():
+        for url, stamp in ((doc.get("pages") or {}) if isinstance(doc, Mapping) else {}).items():
+            if url in out and out[url] != stamp:  # listed twice: not-yet-fetched wins, else max
+                prior = out[url]
+                stamp = None if prior is None or stamp is None else max(prior, stamp)
+            out[url] = stamp
+    return out
