@@ -114,20 +114,13 @@ class ValidatorCache:
     def request_headers(self, url: str) -> dict[str, str]:
         """If-None-Match / If-Modified-Since for a URL seen before."""
         entry = self.entries.get(url, {})
-        headers = {}
-        if "etag" in entry:
-            headers["If-None-Match"] = entry["etag"]
-        if "last_modified" in entry:
-            headers["If-Modified-Since"] = entry["last_modified"]
-        return headers
+        names = {"etag": "If-None-Match", "last_modified": "If-Modified-Since"}
+        return {names[key]: value for key, value in entry.items() if key in names}
 
     def remember(self, url: str, headers: httpx.Headers) -> None:
         """Keep the validators of a 200 response (or forget stale ones)."""
-        entry = {}
-        if headers.get("etag"):
-            entry["etag"] = headers["etag"]
-        if headers.get("last-modified"):
-            entry["last_modified"] = headers["last-modified"]
+        found = {"etag": headers.get("etag"), "last_modified": headers.get("last-modified")}
+        entry = {key: value for key, value in found.items() if value}
         if entry:
             self.entries[url] = entry
         else:
@@ -159,7 +152,6 @@ def _codec(name: str | None) -> str | None:
     """A Python codec name for a declared charset; Latin-1 labels mean windows-1252 (WHATWG)."""
     if not name:
         return None
-    name = name.decode("ascii", "ignore") if isinstance(name, bytes) else name
     try:
         codec = codecs.lookup(name.strip()).name
     except LookupError:
@@ -169,12 +161,12 @@ def _codec(name: str | None) -> str | None:
 
 def decode_body(data: bytes, declared: str | None = None) -> str:
     """Bytes to text: BOM, declared charset, <meta>/<?xml?> declaration, UTF-8, else detect."""
-    for bom, codec in _BOMS:
+    for bom, bom_codec in _BOMS:
         if data.startswith(bom):
-            return data.decode(codec, "replace")
+            return data.decode(bom_codec, "replace")
     head = data[:4096]
     match = _XML_ENCODING_RE.match(head) or _CHARSET_RE.search(head)
-    candidates = [
+    candidates: list[str | None] = [
         _codec(declared),
         _codec(match.group(1).decode("ascii") if match else None),
         "utf-8",
@@ -189,18 +181,21 @@ def decode_body(data: bytes, declared: str | None = None) -> str:
 
 
 def _detect(data: bytes) -> str:
-    """Guess the encoding; among equally good guesses prefer windows-1252, as browsers do."""
+    """Guess the encoding; windows-1252 (the web's default) unless it reads worse than another.
+
+    charset_normalizer alone tells Latin code pages apart badly (it reads Portuguese as Baltic
+    cp1257), so any guess no less "chaotic" than windows-1252 loses to it.
+    """
     import charset_normalizer
 
     matches = list(charset_normalizer.from_bytes(data))
     if not matches:
         return data.decode("utf-8", "replace")
-    best = matches[0]
+    best = min(m.chaos for m in matches)
     for match in matches:
-        tied = (match.chaos, match.coherence) == (best.chaos, best.coherence)
-        if tied and match.encoding == "cp1252":
+        if match.encoding == "cp1252" and match.chaos <= best:
             return str(match)
-    return str(best)
+    return str(matches[0])
 
 
 # -- address checks -------------------------------------------------------------------------
@@ -210,16 +205,9 @@ def _address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str |
     """Why an address is not a public one, or None when it is."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for label, flag in (
-        ("loopback", ip.is_loopback),
-        ("unspecified", ip.is_unspecified),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("reserved", ip.is_reserved),
-        ("private", ip.is_private),
-    ):
-        if flag:
-            return label
+    for label in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
+        if getattr(ip, f"is_{label}"):
+            return label.replace("_", "-")
     return None if ip.is_global else "not globally routable"
 
 
@@ -240,7 +228,7 @@ async def check_public_url(url: str, allow_private: bool = False) -> None:
             )
         except (OSError, UnicodeError) as exc:
             raise FetchError(url, f"cannot resolve {host}") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for ip in addresses:
         problem = _address_problem(ip)
         if problem:
@@ -391,10 +379,9 @@ class Fetcher:
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise FetchError(url, "invalid URL") from exc
         except httpx.TransportError as exc:
-            kind = (
-                "connection failed" if isinstance(exc, httpx.ConnectError) else "connection error"
-            )
-            raise _Retryable(FetchError(url, kind)) from exc
+            failed = isinstance(exc, httpx.ConnectError)
+            reason = "connection failed" if failed else "connection error"
+            raise _Retryable(FetchError(url, reason)) from exc
 
     async def _stream(self, url: str, headers: dict[str, str]) -> FetchResponse:
         limit = self.settings.max_bytes
@@ -435,13 +422,13 @@ class Fetcher:
         try:
             response = await self.get(origin + "/robots.txt")
         except FetchError as exc:
-            if exc.status is not None and 400 <= exc.status < 500:
-                parser.allow_all = True
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                parser.allow_all = True  # type: ignore[attr-defined]
             else:
                 log.warning(
                     "robots.txt of %s unavailable (%s): not fetching pages", origin, exc.reason
                 )
-                parser.disallow_all = True
+                parser.disallow_all = True  # type: ignore[attr-defined]
             return parser
         parser.parse(decode_body(response.content, response.charset).splitlines())
         return parser

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import calendar
 import codecs
 import logging
 import re
@@ -21,59 +23,13 @@ Cursor = dict[str, Any]
 
 # Elements whose text is never article text.
 _DROP = frozenset(
-    {
-        "script",
-        "style",
-        "noscript",
-        "iframe",
-        "svg",
-        "form",
-        "button",
-        "object",
-        "embed",
-        "video",
-        "audio",
-        "canvas",
-        "template",
-        "select",
-        "textarea",
-    }
+    "script style noscript iframe svg form button object embed video audio canvas template"
+    " select textarea".split()
 )
 # Elements that start a new paragraph.
 _BLOCKS = frozenset(
-    {
-        "p",
-        "div",
-        "section",
-        "article",
-        "blockquote",
-        "pre",
-        "li",
-        "ul",
-        "ol",
-        "dl",
-        "dt",
-        "dd",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "figure",
-        "figcaption",
-        "table",
-        "tr",
-        "hr",
-        "header",
-        "footer",
-        "aside",
-        "address",
-        "details",
-        "summary",
-        "main",
-        "center",
-    }
+    "p div section article blockquote pre li ul ol dl dt dd h1 h2 h3 h4 h5 h6 figure"
+    " figcaption table tr hr header footer aside address details summary main center".split()
 )
 # Plugin furniture appended to WordPress content (sharing buttons, related posts).
 _JUNK_CLASSES = ("sharedaddy", "jp-relatedposts", "wp-block-buttons", "screen-reader-text")
@@ -111,9 +67,6 @@ class Source(ABC):
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:
         """New and changed articles since `cursor`; `full_listing` asks for `seen_urls` too."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url}>"
 
 
 def html_to_text(html: str) -> str:
@@ -175,8 +128,8 @@ def utc_iso(parsed: Any) -> str | None:
     if not parsed:
         return None
     try:
-        return datetime(*parsed[:6], tzinfo=UTC).isoformat()
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC).isoformat()
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -200,16 +153,12 @@ def safe_canonical(url: Any) -> str | None:
         return None
 
 
-async def fetch_page_article(
-    fetcher: Fetcher, url: str, fallback: Mapping[str, Any], source: str | None = None
-) -> Article:
+async def fetch_page_article(fetcher: Fetcher, url: str, fallback: Mapping[str, Any]) -> Article:
     """Fetch an article page (robots.txt respected) and extract it; `fallback` fills gaps.
 
     The listing's URL wins over the page's own canonical link, so one article keeps one URL
     whichever way it was found. Raises FetchError or ArticleError.
     """
-    import asyncio
-
     from ..extract import extract_article
 
     response = await fetcher.get(url, robots=True, conditional=False)
@@ -225,8 +174,6 @@ async def fetch_page_article(
     for key, value in fallback.items():
         if value and not record.get(key):
             record[key] = value
-    if source and not record.get("source"):
-        record["source"] = source
     return article_from_record(record)
 
 

@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from ..articles import Article, ArticleError, article_from_record, clean_text
-from ..fetch import Fetcher, FetchError, FetchResponse
+from ..fetch import Fetcher, FetchError, FetchResponse, decode_body
 from .base import (
     Source,
     SourceBatch,
@@ -37,10 +38,10 @@ def parse_feed(response: FetchResponse) -> Any:
         raise FetchError(response.url, "not a feed")
     # A BytesIO, never bytes: feedparser opens a bytes "document" as a local file name.
     parsed = feedparser.parse(
-        io.BytesIO(response.content),
+        io.BytesIO(_utf8_if_undeclared(response)),
         response_headers={"content-type": response.headers.get("content-type", "")},
     )
-    if not parsed.entries and not parsed.get("version"):
+    if not parsed.entries and (parsed.get("bozo") or not parsed.get("version")):
         if parsed.get("bozo"):
             detail = str(parsed.get("bozo_exception") or "").splitlines()[0:1]
             raise FetchError(response.url, "malformed XML" + (f" ({detail[0]})" if detail else ""))
@@ -52,6 +53,29 @@ def parse_feed(response: FetchResponse) -> Any:
             parsed.get("bozo_exception"),
         )
     return parsed
+
+
+def _utf8_if_undeclared(response: FetchResponse) -> bytes:
+    """The body, re-encoded as UTF-8 when it is not UTF-8 and declares no charset anywhere.
+
+    feedparser falls back to windows-1252 in that case; our detector does better (Hebrew in
+    windows-1255, Cyrillic), and still picks windows-1252 for undeclared Latin-1.
+    """
+    data = response.content
+    head = data[:1024].lstrip()
+    if response.charset or (head.startswith(b"<?xml") and b"encoding" in head.split(b"?>")[0]):
+        return data
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        text = decode_body(data)
+    return re.sub(r"^\s*<\?xml[^>]*\?>", '<?xml version="1.0" encoding="utf-8"?>', text).encode()
+
+
+def _raw(entry: Mapping[str, Any], key: str) -> Any:
+    """An entry field without feedparser's deprecated updated -> published fallback."""
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
 
 
 def _as_text(detail: Mapping[str, Any] | None, value: str | None) -> str:
@@ -79,8 +103,8 @@ def entry_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
     author = (entry.get("author_detail") or {}).get("name") or entry.get("author")
     return {
         "title": " ".join(str(title).split()),
-        "published_at": utc_iso(entry.get("published_parsed")),
-        "updated_at": utc_iso(entry.get("updated_parsed")),
+        "published_at": utc_iso(_raw(entry, "published_parsed")),
+        "updated_at": utc_iso(_raw(entry, "updated_parsed")),
         "author": author if isinstance(author, str) else None,
         "tags": [t.get("term") for t in entry.get("tags") or [] if t.get("term")],
     }
@@ -98,7 +122,7 @@ def entry_stamp(entry: Mapping[str, Any]) -> str:
     """A fingerprint of what the feed says about an entry, to notice edits."""
     h = hashlib.sha1()
     for key in ("title", "summary", "published", "updated"):
-        h.update(str(entry.get(key) or "").encode("utf-8", "replace") + b"\x1e")
+        h.update(str(_raw(entry, key) or "").encode("utf-8", "replace") + b"\x1e")
     for content in entry.get("content") or []:
         h.update(str(content.get("value") or "").encode("utf-8", "replace"))
     return h.hexdigest()[:16]

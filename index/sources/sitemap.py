@@ -108,27 +108,25 @@ class SitemapSource(Source):
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:
         """New and changed pages; a sitemap lists everything, so `seen_urls` is the listing."""
-        walk = _Walk(old=dict((cursor or {}).get("sitemaps") or {}))
+        cursor = cursor or {}
+        walk = _Walk(old=dict(cursor.get("sitemaps") or {}))
         batch = SourceBatch()
         await self._visit(fetcher, self.url, "", 0, walk, batch)
-        old_pages = _pages(walk.old)
-        listed = _pages(walk.new)
-        todo = [u for u, stamp in listed.items() if old_pages.get(u) != stamp or stamp is None]
-        later = todo[self.max_pages :]
-        todo = todo[: self.max_pages]
-        results = await asyncio.gather(*(self._page(fetcher, u, walk.hints.get(u)) for u in todo))
-        unfinished = set(later)
-        for url, result in zip(todo, results, strict=True):
+        old_pages, listed = _pages(walk.old), _pages(walk.new)
+        retry = set(cursor.get("retry") or ())
+        todo = [u for u, stamp in listed.items() if u in retry or old_pages.get(u) != stamp]
+        results = await asyncio.gather(
+            *(self._page(fetcher, u, walk.hints.get(u)) for u in todo[: self.max_pages])
+        )
+        unfinished = todo[self.max_pages :]
+        for url, result in zip(todo, results, strict=False):
             if isinstance(result, Article):
                 batch.articles.append(result)
             else:
                 batch.reject(url, result)
-                unfinished.add(url)
-        # A page not fetched this time keeps a null stamp, so the next fetch tries it again.
-        for doc in walk.new.values():
-            for url in unfinished.intersection(doc.get("pages", {})):
-                doc["pages"][url] = None
-        batch.cursor = {"sitemaps": walk.new}
+                unfinished.append(url)
+        # Pages that failed or did not fit in this fetch are tried again next time.
+        batch.cursor = {"sitemaps": walk.new, "retry": sorted(unfinished)}
         if batch.complete:
             batch.seen_urls = {u for u in (safe_canonical(x) for x in listed) if u}
         return batch
@@ -199,13 +197,10 @@ class SitemapSource(Source):
             return describe(exc)
 
 
-def _pages(docs: Mapping[str, Any]) -> dict[str, str | None]:
-    """Every page listed by a set of stored sitemap files, with its stamp."""
-    out: dict[str, str | None] = {}
+def _pages(docs: Mapping[str, Any]) -> dict[str, str]:
+    """Every page listed by a set of stored sitemap files, with its stamp (the latest, if two)."""
+    out: dict[str, str] = {}
     for doc in docs.values():
         for url, stamp in ((doc.get("pages") or {}) if isinstance(doc, Mapping) else {}).items():
-            if url in out and out[url] != stamp:  # listed twice: not-yet-fetched wins, else max
-                prior = out[url]
-                stamp = None if prior is None or stamp is None else max(prior, stamp)
-            out[url] = stamp
+            out[url] = max(out.get(url, ""), str(stamp or ""))
     return out

@@ -180,6 +180,9 @@ class WordPressSource(Source):
         """Posts modified since the cursor (all of them the first time)."""
         cursor = cursor or {}
         since = _Since(cursor.get("modified_after"), frozenset(map(str, cursor.get("ids_at", []))))
+        # Filter against where we started, not where we got to: a server that ignores
+        # orderby=modified must not make later pages look old.
+        reached = _Since(since.modified, since.ids)
         batch = SourceBatch()
         params: dict[str, str | int] = {
             "per_page": self.per_page,
@@ -189,21 +192,24 @@ class WordPressSource(Source):
         }
         if (after := since.query()) is not None:
             params["modified_after"] = after
-        pages = 0
+        pages, ordered, last = 0, True, ""
         try:
             async for _, posts in self._pages(fetcher, params):
                 pages += 1
                 for post in posts:
                     if isinstance(post, Mapping) and not since.is_old(post):
                         self._add(post, batch)
-                        since.advance(post)
+                        reached.advance(post)
+                        mod = str(post.get("modified_gmt") or "")
+                        ordered, last = ordered and mod >= last, max(mod, last)
         except FetchError as exc:
             if pages == 0:
                 raise
-            # Later pages failed: keep what came; the cursor resumes from there next time.
             batch.complete = False
             batch.reject(exc.url, exc.reason)
-        batch.cursor = since.to_json()
+            if not ordered:  # unordered pages: what is missing may be older than what came
+                reached = since
+        batch.cursor = reached.to_json()
         if full_listing:
             batch.seen_urls = await self.listing(fetcher, batch)
         return batch
