@@ -49,10 +49,19 @@ def open_index(config: Config) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML config file [env COVERBOT_CONFIG].")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Data directory [env COVERBOT_DATA_DIR; default ./coverbot-data].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file [env COVERBOT_CONFIG].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data directory [env COVERBOT_DATA_DIR; default ./coverbot-data].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbose: bool) -> None:
@@ -136,15 +145,19 @@ def _read_questions(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise click.ClickException(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
             if not isinstance(record, dict) or not isinstance(record.get("question"), str):
-                raise click.ClickException(f"{path}:{lineno}: needs a string \"question\"")
+                raise click.ClickException(f'{path}:{lineno}: needs a string "question"')
             yield lineno, record
 
 
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--questions", type=click.Path(allow_dash=True), default=None,
-              help="JSON Lines file of {\"id\", \"question\"}; one JSON answer per line.")
+@click.option(
+    "--questions",
+    type=click.Path(allow_dash=True),
+    default=None,
+    help='JSON Lines file of {"id", "question"}; one JSON answer per line.',
+)
 @click.pass_obj
 def ask(config: Config, question: str | None, as_json: bool, questions: str | None) -> None:
     """Answer a question from the coverage."""
@@ -205,12 +218,18 @@ def demo(config: Config) -> None:
 @click.pass_obj
 def run(config: Config) -> None:
     """Run the Telegram bot (long polling, or a webhook per config) until Ctrl-C or SIGTERM."""
+    from telegram.error import InvalidToken, NetworkError
+
     from .app import run_bot
 
     try:
         run_bot(config)
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from exc
+    except InvalidToken as exc:
+        raise click.ClickException(f"Telegram refused the bot token: {exc}") from exc
+    except NetworkError as exc:
+        raise click.ClickException(f"cannot reach the Bot API: {exc}") from exc
 
 
 @cli.command()
@@ -228,39 +247,54 @@ def chat(config: Config, name: str) -> None:
 
 
 @cli.command("eval")
-@click.option("--questions", "questions_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON Lines: {\"id\", \"question\", \"url\" or null, \"any_of\": [...]}.")
+@click.option(
+    "--questions",
+    "questions_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON Lines: {"id", "question", "url" or null, "any_of": [...]}.',
+)
 @click.option("--baselines", is_flag=True, help="Also run BM25 alone and dense alone.")
-@click.option("--split", type=click.Choice(["all", "dev", "test"]), default="all",
-              help="Report on this split; baselines calibrate their threshold on dev.")
+@click.option(
+    "--split",
+    type=click.Choice(["all", "dev", "test"]),
+    default="all",
+    help="Report on this split; baselines calibrate their threshold on dev.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
-def eval_cmd(config: Config, questions_path: Path, baselines: bool, split: str,
-             as_json: bool) -> None:
+def eval_cmd(
+    config: Config, questions_path: Path, baselines: bool, split: str, as_json: bool
+) -> None:
     """Score answers against a question set (right fact in excerpt 1, 1-3, MRR, declines)."""
     from index.evaluation import GoldMatcher, baseline_settings, load_questions, run_system, score
 
     index = open_index(config)
     questions = load_questions(questions_path)
-    gold = GoldMatcher((s.article.url, s.article.body)
-                       for s in index.store.get_many(index.store.all_article_keys()).values())
+    gold = GoldMatcher(
+        (s.article.url, s.article.body)
+        for s in index.store.get_many(index.store.all_article_keys()).values()
+    )
     vectors = index.embedder.encode([q.question for q in questions])
     dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
     runs = [run_system(index, "coverbot", questions, vectors, None)]
     for name in ("bm25", "dense") if baselines else ():
         retrieval, answer = baseline_settings(name)
-        base = type(index)(index.data_dir, dataclasses.replace(
-            index.settings, retrieval=retrieval, answer=answer), embedder=index.embedder)
+        base = type(index)(
+            index.data_dir,
+            dataclasses.replace(index.settings, retrieval=retrieval, answer=answer),
+            embedder=index.embedder,
+        )
         runs.append(run_system(base, name, questions, vectors, dev))
-    keep = [i for i, q in enumerate(questions)
-            if split == "all" or (q.split or "test") == split]
+    keep = [i for i, q in enumerate(questions) if split == "all" or (q.split or "test") == split]
     table = {}
     for run in runs:
         scores = score([questions[i] for i in keep], [run.answers[i] for i in keep], gold)
-        table[run.name] = {**scores.row(), "threshold": round(run.threshold, 3),
-                           "by_style_fact@1": {k: round(100 * v, 1)
-                                               for k, v in scores.by_style.items()}}
+        table[run.name] = {
+            **scores.row(),
+            "threshold": round(run.threshold, 3),
+            "by_style_fact@1": {k: round(100 * v, 1) for k, v in scores.by_style.items()},
+        }
     if as_json:
         click.echo(json.dumps({"questions": len(keep), "split": split, "systems": table}))
         return

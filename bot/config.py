@@ -156,11 +156,10 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     """Build a Config from parsed TOML, rejecting unknown sections and keys."""
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(
-            f"unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})"
-        )
-    sections = {name: _section(cls, data[name], name) for name, cls in _SECTIONS.items()
-                if name in data}
+        raise ConfigError(f"unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})")
+    sections = {
+        name: _section(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data
+    }
     config = Config(**sections, path=path)
     _validate(config)
     return config

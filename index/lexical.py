@@ -33,6 +33,14 @@ STOPWORDS = frozenset(
 )
 
 
+def _bm25s():  # type: ignore[no-untyped-def]
+    """bm25s, imported on first use; it sets its own logger to DEBUG, which we undo."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 @lru_cache(maxsize=1)
 def _stemmer():  # type: ignore[no-untyped-def]
     import Stemmer
@@ -80,8 +88,7 @@ class LexicalIndex:
     @classmethod
     def build(cls, docs: Iterable[tuple[str, str]]) -> LexicalIndex:
         """Index (passage id, text) pairs."""
-        import bm25s
-
+        bm25s = _bm25s()
         ids: list[str] = []
         tokens: list[list[str]] = []
         df: Counter[str] = Counter()
@@ -157,7 +164,5 @@ class LexicalIndex:
             return None
         retriever = None
         if (path / "bm25").is_dir():
-            import bm25s
-
-            retriever = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
+            retriever = _bm25s().BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
         return cls(meta["ids"], retriever, meta["idf"])

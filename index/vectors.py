@@ -139,11 +139,9 @@ class VectorStore:
 
     def query(self, vector: np.ndarray, k: int) -> list[VectorHit]:
         """Nearest passages to a unit query vector, most similar first."""
-        n = self.count()
-        if n == 0:
-            return []
+        # Chroma returns fewer than k hits from a small collection; no count() round trip.
         result = self.collection.query(
-            query_embeddings=[vector], n_results=min(k, n), include=["distances"]
+            query_embeddings=[vector], n_results=k, include=["distances"]
         )
         ids = result["ids"][0]
         distances = result["distances"][0] if result["distances"] else []

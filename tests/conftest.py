@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from index.articles import Article  # noqa: E402
-from index.coverage import CoverageIndex, IndexSettings  # noqa: E402
-from index.embeddings import Embedder  # noqa: E402
-from index.importers import read_paths  # noqa: E402
+from index.articles import Article
+from index.coverage import CoverageIndex, IndexSettings
+from index.embeddings import Embedder
+from index.importers import read_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "index" / "sample" / "articles.jsonl"
@@ -53,8 +53,9 @@ def sample_articles() -> list[Article]:
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> CoverageIndex:
     """An index of the sample coverage, built once; tests must not modify it."""
-    index = CoverageIndex(tmp_path_factory.mktemp("sample-index"), IndexSettings(),
-                          embedder=embedder)
+    index = CoverageIndex(
+        tmp_path_factory.mktemp("sample-index"), IndexSettings(), embedder=embedder
+    )
     index.import_articles(sample_articles())
     return index
 

@@ -1,0 +1,222 @@
+"""The composition root: services, the PTB application, its handler table, its lifecycle.
+
+`coverbot run` and `coverbot chat` (and the tests) share ``build_application`` and
+``serve``; only where updates come from differs (Telegram, a local Bot API server, the
+sandbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    BaseHandler,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from index.coverage import CoverageIndex
+
+from . import handlers
+from .batcher import AskBatcher
+from .config import Config, ConfigError, TelegramSection
+from .errors import on_error
+from .services import BotApplication, BotContext, BotData, FinishedUpdates, ReportLimiter, Services
+from .state import StateDB
+
+log = logging.getLogger(__name__)
+
+CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
+COMMANDS = (
+    BotCommand("ask", "Ask a question about our coverage"),
+    BotCommand("latest", "The newest stories"),
+    BotCommand("help", "What I do and how to ask"),
+)
+# Retries after Telegram's 429 before a send fails for good.
+FLOOD_RETRIES = 5
+POLL_TIMEOUT = timedelta(seconds=10)
+# "More" and feedback buttons stop working after this.
+ANSWERS_KEPT = timedelta(days=30)
+PRUNE_EVERY = timedelta(days=1)
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
+    """Every handler with its group, in order: within a group the first match handles the
+    update; groups run one after the other."""
+    new = filters.UpdateType.MESSAGE  # an edited message is not a new question
+    private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    return [
+        # Commands, in any chat (in groups also as /ask@ourbot).
+        (0, CommandHandler(["start", "help"], handlers.on_help, filters=new)),
+        (0, CommandHandler("ask", handlers.on_ask, filters=new)),
+        (0, CommandHandler("latest", handlers.on_latest, filters=new)),
+        # Other commands: a hint in private; in groups they belong to other bots.
+        (0, MessageHandler(new & private & filters.COMMAND, handlers.on_unknown_command)),
+        # Questions: any text in private; in groups only if we are mentioned or replied to.
+        (0, MessageHandler(new & private & filters.TEXT, handlers.on_private_text)),
+        (0, MessageHandler(new & groups & filters.TEXT, handlers.on_group_text)),
+        # Anything else sent privately (photos, stickers, empty text): ask for words.
+        (0, MessageHandler(new & private, handlers.on_not_text)),
+        # Buttons under our messages; unknown data gets a "no longer works" notice.
+        (0, CallbackQueryHandler(handlers.on_more, pattern=r"^m:")),
+        (0, CallbackQueryHandler(handlers.on_feedback, pattern=r"^f:")),
+        (0, CallbackQueryHandler(handlers.on_example, pattern=r"^x:")),
+        (0, CallbackQueryHandler(handlers.on_stale_button)),
+        # Inline mode: @bot question, in any chat.
+        (0, InlineQueryHandler(handlers.on_inline_query)),
+        # Last, after the handlers above and any error handling: the update is done.
+        (99, TypeHandler(Update, handlers.on_finished)),
+    ]
+
+
+def open_services(config: Config, index: CoverageIndex | None = None) -> Services:
+    """The services for a configuration (``index`` lets tests share one)."""
+    index = index or CoverageIndex(config.data_dir, config.index_settings())
+    return Services(
+        index=index,
+        batcher=AskBatcher(index),
+        state=StateDB(config.state_url),
+        settings=config.telegram,
+        reports=ReportLimiter(config.telegram.error_report_seconds),
+        finished=FinishedUpdates(),
+    )
+
+
+def check_settings(settings: TelegramSection) -> None:
+    """What `run` needs beyond what the config loader checks."""
+    if not settings.token:
+        raise ConfigError("no bot token: set TELEGRAM_TOKEN or [telegram] token")
+    if settings.mode == "webhook":
+        if not settings.webhook_url:
+            raise ConfigError("telegram.webhook_url is needed in webhook mode")
+        if not _SECRET.match(settings.webhook_secret):
+            raise ConfigError(
+                "telegram.webhook_secret is needed in webhook mode: 1-256 of A-Z a-z 0-9 _ -"
+            )
+
+
+def build_application(
+    services: Services, *, rate_limiter: BaseRateLimiter[int] | None = None
+) -> BotApplication:
+    """The PTB application over ``services``; ``rate_limiter`` defaults to AIORateLimiter."""
+    settings = services.settings
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .context_types(CONTEXT_TYPES)
+        .concurrent_updates(True)
+        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=FLOOD_RETRIES))
+    )
+    if settings.api_base_url:
+        base = settings.api_base_url.rstrip("/")
+        builder = builder.base_url(base).base_file_url(re.sub(r"/bot$", "/file/bot", base))
+    app: BotApplication = builder.build()  # type: ignore[assignment]
+    app.bot_data.services = services
+    for group, handler in handler_table():
+        app.add_handler(handler, group)
+    app.add_error_handler(on_error)
+    return app
+
+
+async def startup(app: BotApplication) -> None:
+    """Before taking updates: load the model, forget old answers, register the commands."""
+    services = app.bot_data.services
+    assert services is not None
+    await services.batcher.call(services.index.embedder.encode, ["warm up"])
+    stats = await services.batcher.call(services.index.stats, False)
+    if stats.articles == 0:
+        log.warning("the index is empty: import coverage with `coverbot import`")
+    log.info("%d articles indexed", stats.articles)
+    await prune_answers(app.bot_data)
+    assert app.job_queue is not None
+    app.job_queue.run_repeating(
+        prune_answers_job, interval=PRUNE_EVERY, first=PRUNE_EVERY, name="prune-answers"
+    )
+    await app.bot.set_my_commands(COMMANDS)
+
+
+async def prune_answers(bot_data: BotData) -> int:
+    """Forget answers older than ANSWERS_KEPT (their buttons then say so)."""
+    assert bot_data.services is not None
+    pruned = await asyncio.to_thread(bot_data.services.state.prune_answers, ANSWERS_KEPT)
+    log.info("forgot %d answers older than %s", pruned, ANSWERS_KEPT)
+    return pruned
+
+
+async def prune_answers_job(context: BotContext) -> None:
+    """The daily job around ``prune_answers``."""
+    await prune_answers(context.bot_data)
+
+
+async def receive(app: BotApplication, settings: TelegramSection) -> None:
+    """Start taking updates: long polling, or a webhook server checking the secret token."""
+    assert app.updater is not None
+    kinds = Update.ALL_TYPES
+    if settings.mode == "webhook":
+        await app.updater.start_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
+            allowed_updates=kinds,
+        )
+    else:
+        await app.updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=kinds)
+
+
+async def serve(app: BotApplication, stop: asyncio.Event) -> None:
+    """Run the bot until ``stop`` is set, then shut down in order."""
+    services = app.bot_data.services
+    assert services is not None and app.updater is not None
+    await services.batcher.start()
+    try:
+        async with app:
+            try:
+                await startup(app)
+                await app.start()
+                await receive(app, services.settings)
+                log.info(
+                    "coverbot is running as @%s (%s)", app.bot.username, services.settings.mode
+                )
+                await stop.wait()
+            finally:
+                if app.updater.running:
+                    await app.updater.stop()
+                if app.running:
+                    await app.stop()
+    finally:
+        await services.batcher.stop()
+        services.state.close()
+    log.info("coverbot stopped")
+
+
+async def run_until_signalled(app: BotApplication) -> None:
+    """``serve`` until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(app, stop)
+
+
+def run_bot(config: Config) -> None:
+    """`coverbot run`: the bot against Telegram (or ``api_base_url``) until a signal."""
+    check_settings(config.telegram)
+    app = build_application(open_services(config))
+    asyncio.run(run_until_signalled(app))

@@ -1,0 +1,111 @@
+"""What handlers get besides the update: typed services on a custom context."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
+
+from index.coverage import CoverageIndex
+
+from .batcher import AskBatcher
+from .config import TelegramSection
+from .state import StateDB
+
+
+class ReportLimiter:
+    """At most one admin report per ``interval`` seconds; counts the ones held back."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """``interval`` 0 lets every report through."""
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+        self._held_back = 0
+
+    def allow(self) -> int | None:
+        """None when a report now would be too soon; else how many were held back since."""
+        now = self.clock()
+        if self._last is not None and now - self._last < self.interval:
+            self._held_back += 1
+            return None
+        self._last, held_back, self._held_back = now, self._held_back, 0
+        return held_back
+
+
+class FinishedUpdates:
+    """Ids of updates whose handlers (and error handlers) have all finished.
+
+    Lets `coverbot chat` and tests wait for the bot's reaction to an update, including the
+    reaction of staying silent.
+    """
+
+    def __init__(self, keep: int = 10_000) -> None:
+        """Remember the last ``keep`` ids."""
+        self.count = 0
+        self._ids: set[int] = set()
+        self._order: deque[int] = deque()
+        self._keep = keep
+        self._changed = asyncio.Condition()
+
+    async def mark(self, update_id: int) -> None:
+        """Record that ``update_id`` is done."""
+        self.count += 1
+        self._ids.add(update_id)
+        self._order.append(update_id)
+        if len(self._order) > self._keep:
+            self._ids.discard(self._order.popleft())
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait(self, update_ids: int | list[int], timeout: float = 10.0) -> None:
+        """Wait until every id in ``update_ids`` is done; TimeoutError after ``timeout``."""
+        wanted = {update_ids} if isinstance(update_ids, int) else set(update_ids)
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: wanted <= self._ids)
+
+
+@dataclass
+class Services:
+    """Everything a handler may use, built once by the composition root."""
+
+    index: CoverageIndex
+    batcher: AskBatcher
+    state: StateDB
+    settings: TelegramSection
+    reports: ReportLimiter
+    finished: FinishedUpdates
+
+    def is_admin(self, user_id: int | None) -> bool:
+        """The one gatekeeper for admin rights: the user ids listed in the config."""
+        return user_id is not None and user_id in self.settings.admin_ids
+
+
+class BotData:
+    """``bot_data``: holds the services; set once, before the bot starts."""
+
+    def __init__(self) -> None:
+        """PTB creates this empty; the composition root fills it."""
+        self.services: Services | None = None
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """The context every handler gets: ``context.services`` instead of casting ``bot_data``."""
+
+    @property
+    def services(self) -> Services:
+        """The bot's services."""
+        services = self.bot_data.services
+        if services is None:
+            raise RuntimeError("services were not attached to the application")
+        return services
+
+
+BotApplication = Application[
+    ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[BotContext]
+]
