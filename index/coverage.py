@@ -289,7 +289,9 @@ class CoverageIndex:
     def ask_many(self, questions: Sequence[str]) -> list[Answer]:
         """Answer several questions, encoding them in one batch."""
         cleaned = [" ".join(q.split()) for q in questions]
-        vectors = self.embedder.encode([q or " " for q in cleaned]) if cleaned else []
+        if not cleaned:
+            return []
+        vectors = self.embedder.encode([q or " " for q in cleaned])
         return [self.ask(q, v) for q, v in zip(cleaned, vectors, strict=True)]
 
     def latest(self, limit: int = 10) -> list[Article]:

@@ -36,7 +36,7 @@ def resolve_model_path(model: str | None) -> Path:
     """The bundled model for None or its name, else a local sentence-transformers directory."""
     if model in (None, "", BUNDLED_MODEL, f"sentence-transformers/{BUNDLED_MODEL}"):
         return bundled_model_path()
-    path = Path(model).expanduser()  # type: ignore[arg-type]
+    path = Path(model).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ModelError(
             f"model {model!r} is not a local sentence-transformers directory "

@@ -92,12 +92,13 @@ def extract_article(html: str, url: str | None) -> dict[str, Any]:
         include_tables=False,
         favor_precision=True,
     )
-    if doc is None or not getattr(doc, "text", None):
+    text = getattr(doc, "text", None)
+    if not isinstance(text, str) or not text.strip():
         raise ArticleError("no article text found in the HTML")
     meta = page_metadata(html)
     # One paragraph per line in trafilatura's text; the canonical body separates them by a
     # blank line.
-    body = "\n\n".join(line.strip() for line in doc.text.splitlines() if line.strip())
+    body = "\n\n".join(line.strip() for line in text.splitlines() if line.strip())
     record: dict[str, Any] = {
         "url": meta.get("url") or url or getattr(doc, "url", None),
         "title": meta.get("title") or getattr(doc, "title", None) or "",

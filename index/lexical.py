@@ -33,7 +33,7 @@ STOPWORDS = frozenset(
 )
 
 
-def _bm25s():  # type: ignore[no-untyped-def]
+def _bm25s():
     """bm25s, imported on first use; it sets its own logger to DEBUG, which we undo."""
     import bm25s
 
@@ -42,7 +42,7 @@ def _bm25s():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -77,7 +77,7 @@ class LexicalHit:
 class LexicalIndex:
     """A BM25 index of passage texts with the document frequencies of its terms."""
 
-    def __init__(self, ids: list[str], retriever, idf: dict[str, float]):  # type: ignore[no-untyped-def]
+    def __init__(self, ids: list[str], retriever, idf: dict[str, float]):
         self.ids = ids
         self.retriever = retriever
         self.idf = idf

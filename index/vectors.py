@@ -132,9 +132,12 @@ class VectorStore:
         if not ids:
             return {}
         page = self.collection.get(ids=list(ids), include=["embeddings"])
+        embeddings = page["embeddings"]
+        if embeddings is None:
+            return {}
         return {
             pid: np.asarray(vec, dtype=np.float32)
-            for pid, vec in zip(page["ids"], page["embeddings"], strict=True)
+            for pid, vec in zip(page["ids"], list(embeddings), strict=True)
         }
 
     def query(self, vector: np.ndarray, k: int) -> list[VectorHit]:
