@@ -29,12 +29,14 @@ from telegram.ext import (
     filters,
 )
 
+from index import layout
 from index.coverage import CoverageIndex
 
-from . import handlers
+from . import admin, handlers
 from .batcher import AskBatcher
 from .config import Config, ConfigError, TelegramSection
 from .errors import on_error
+from .scheduler import schedule_refresh
 from .services import BotApplication, BotContext, BotData, FinishedUpdates, ReportLimiter, Services
 from .state import StateDB
 
@@ -65,6 +67,9 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         (0, CommandHandler(["start", "help"], handlers.on_help, filters=new)),
         (0, CommandHandler("ask", handlers.on_ask, filters=new)),
         (0, CommandHandler("latest", handlers.on_latest, filters=new)),
+        # Admin commands (/sources, /addsource, /removesource, /refresh, /reindex, /stats,
+        # /purge, /why), every one behind the one gatekeeper, admin.admin_only.
+        *((0, handler) for handler in admin.command_handlers(new)),
         # Other commands: a hint in private; in groups they belong to other bots.
         (0, MessageHandler(new & private & filters.COMMAND, handlers.on_unknown_command)),
         # Questions: any text in private; in groups only if we are mentioned or replied to.
@@ -87,13 +92,17 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
 def open_services(config: Config, index: CoverageIndex | None = None) -> Services:
     """The services for a configuration (``index`` lets tests share one)."""
     index = index or CoverageIndex(config.data_dir, config.index_settings())
+    state = StateDB(config.state_url)
+    state.sources.seed((s.kind, s.url, s.name) for s in config.sources)
     return Services(
         index=index,
         batcher=AskBatcher(index),
-        state=StateDB(config.state_url),
+        state=state,
         settings=config.telegram,
         reports=ReportLimiter(config.telegram.error_report_seconds),
         finished=FinishedUpdates(),
+        refresh=config.refresh,
+        fetch=config.refresh.fetch_settings(),
     )
 
 
@@ -134,9 +143,13 @@ def build_application(
 
 
 async def startup(app: BotApplication) -> None:
-    """Before taking updates: load the model, forget old answers, register the commands."""
+    """Before taking updates: drop stale index generations, load the model, forget old
+    answers, schedule the refresh, register the commands."""
     services = app.bot_data.services
     assert services is not None
+    removed = await asyncio.to_thread(layout.cleanup, services.index.data_dir)
+    if removed:
+        log.info("removed %d stale index generations", len(removed))
     await services.batcher.call(services.index.embedder.encode, ["warm up"])
     stats = await services.batcher.call(services.index.stats, False)
     if stats.articles == 0:
@@ -147,6 +160,7 @@ async def startup(app: BotApplication) -> None:
     app.job_queue.run_repeating(
         prune_answers_job, interval=PRUNE_EVERY, first=PRUNE_EVERY, name="prune-answers"
     )
+    schedule_refresh(app.job_queue, services.refresh)
     await app.bot.set_my_commands(COMMANDS)
 
 

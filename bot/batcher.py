@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import statistics
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,6 +37,8 @@ class AskBatcher:
         self.max_batch = max_batch
         self.batches = 0
         self.questions = 0
+        # Seconds from question to answer of the most recent questions, for /stats.
+        self.latencies: deque[float] = deque(maxlen=500)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverbot-index")
         self._queue: asyncio.Queue[Pending] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -61,8 +66,21 @@ class AskBatcher:
         if self._queue is None or self._task is None:
             raise RuntimeError("AskBatcher.start() was not called")
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        started = time.perf_counter()
         self._queue.put_nowait((question, future))
-        return await future
+        answer = await future
+        self.latencies.append(time.perf_counter() - started)
+        return answer
+
+    def latency_percentiles(self) -> tuple[float, float] | None:
+        """(p50, p95) of recent answer times in seconds, or None before any question."""
+        if not self.latencies:
+            return None
+        values = sorted(self.latencies)
+        if len(values) == 1:
+            return values[0], values[0]
+        cuts = statistics.quantiles(values, n=20, method="inclusive")
+        return statistics.median(values), cuts[18]
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run any other index call on the worker thread."""

@@ -305,6 +305,17 @@ def eval_cmd(
         click.echo(f"{name:10}" + "".join(f"{row[c]!s:>18}" for c in columns))
 
 
+def _add_admin_commands() -> None:
+    """`sources`, `refresh` and `reindex` live in their own module."""
+    from .cli_admin import refresh, reindex, sources
+
+    for command in (sources, refresh, reindex):
+        cli.add_command(command)
+
+
+_add_admin_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="coverbot")

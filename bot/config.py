@@ -13,6 +13,7 @@ from typing import Any
 
 from index.answer import AnswerSettings
 from index.coverage import IndexSettings
+from index.fetch import DEFAULT_USER_AGENT, MB, FetchSettings
 from index.retrieval import RetrievalSettings
 
 ENV_CONFIG = "COVERBOT_CONFIG"
@@ -67,6 +68,44 @@ class StateSection:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshSection:
+    """[refresh]: how often sources are polled, how politely, and how failures back off."""
+
+    interval_minutes: int = 30
+    first_run_seconds: int = 60
+    misfire_grace_seconds: int = 300
+    allow_private_addresses: bool = False
+    max_backoff_hours: float = 6.0
+    notify_after_failures: int = 1
+    full_listing_every: int = 6
+    timeout_seconds: float = 30.0
+    retries: int = 3
+    max_megabytes: int = 10
+    user_agent: str = ""
+
+    def fetch_settings(self) -> FetchSettings:
+        """The fetcher's limits and manners from this section."""
+        return FetchSettings(
+            user_agent=self.user_agent or DEFAULT_USER_AGENT,
+            read_timeout=self.timeout_seconds,
+            connect_timeout=min(10.0, self.timeout_seconds),
+            total_timeout=max(4 * self.timeout_seconds, 30.0),
+            retries=self.retries,
+            max_bytes=self.max_megabytes * MB,
+            allow_private=self.allow_private_addresses,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """One [[sources]] table: a source seeded into the state database at start."""
+
+    kind: str
+    url: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSection:
     """[logging]: level and format of the log."""
 
@@ -82,7 +121,9 @@ class Config:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     telegram: TelegramSection = field(default_factory=TelegramSection)
     state: StateSection = field(default_factory=StateSection)
+    refresh: RefreshSection = field(default_factory=RefreshSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
+    sources: tuple[SourceEntry, ...] = ()
     path: str | None = None
 
     @property
@@ -148,21 +189,42 @@ _SECTIONS = {
     "answer": AnswerSettings,
     "telegram": TelegramSection,
     "state": StateSection,
+    "refresh": RefreshSection,
     "logging": LoggingSection,
 }
 
 
 def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     """Build a Config from parsed TOML, rejecting unknown sections and keys."""
-    unknown = sorted(set(data) - set(_SECTIONS))
+    unknown = sorted(set(data) - set(_SECTIONS) - {"sources"})
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}] (known: {', '.join(sorted(_SECTIONS))})")
     sections = {
         name: _section(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data
     }
-    config = Config(**sections, path=path)
+    config = Config(**sections, sources=_sources(data.get("sources", [])), path=path)
     _validate(config)
     return config
+
+
+def _sources(tables: Any) -> tuple[SourceEntry, ...]:
+    """[[sources]] tables, each with a known kind and an absolute URL (or folder path)."""
+    from index.sources import SOURCE_KINDS
+
+    if not isinstance(tables, list):
+        raise ConfigError("sources must be an array of tables: [[sources]]")
+    entries = []
+    for i, table in enumerate(tables):
+        where = f"sources[{i}]"
+        for key in ("kind", "url"):
+            if key not in (table if isinstance(table, dict) else {}):
+                raise ConfigError(f"{where}.{key} is missing")
+        entry = _section(SourceEntry, table, where)
+        if entry.kind not in SOURCE_KINDS:
+            kinds = ", ".join(sorted(SOURCE_KINDS))
+            raise ConfigError(f"{where}.kind {entry.kind!r} is not one of {kinds}")
+        entries.append(entry)
+    return tuple(entries)
 
 
 def _validate(config: Config) -> None:
@@ -180,6 +242,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("telegram.excerpts_per_message must be at least 1")
     if not 1 <= config.telegram.latest_count <= 30:
         raise ConfigError("telegram.latest_count must be between 1 and 30")
+    if config.refresh.interval_minutes < 1:
+        raise ConfigError("refresh.interval_minutes must be at least 1")
+    if config.refresh.full_listing_every < 1:
+        raise ConfigError("refresh.full_listing_every must be at least 1")
+    if config.refresh.notify_after_failures < 1:
+        raise ConfigError("refresh.notify_after_failures must be at least 1")
 
 
 def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:

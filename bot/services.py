@@ -6,15 +6,16 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from index.coverage import CoverageIndex
+from index.fetch import FetchSettings
 
 from .batcher import AskBatcher
-from .config import TelegramSection
+from .config import RefreshSection, TelegramSection
 from .state import StateDB
 
 
@@ -80,6 +81,16 @@ class Services:
     settings: TelegramSection
     reports: ReportLimiter
     finished: FinishedUpdates
+    refresh: RefreshSection = field(default_factory=RefreshSection)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    # Held by a refresh and by a rebuild: one writer of the index at a time.
+    index_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def swap_index(self, index: CoverageIndex) -> CoverageIndex:
+        """Serve from ``index`` from now on; returns the one it replaces."""
+        old, self.index = self.index, index
+        self.batcher.index = index
+        return old
 
     def is_admin(self, user_id: int | None) -> bool:
         """The one gatekeeper for admin rights: the user ids listed in the config."""

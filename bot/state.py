@@ -18,6 +18,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .source_registry import SourceRegistry, create_source_tables
+
 log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -63,9 +65,14 @@ def _v1_answers_and_feedback(conn: Connection) -> None:
     feedback.create(conn)
 
 
+def _v2_sources(conn: Connection) -> None:
+    """The source registry: sources with cursor and health, and the URLs each holds."""
+    create_source_tables(conn)
+
+
 # When a later migration alters a table above, keep the old definition for the earlier
 # migration's use instead of changing what it creates.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_answers_and_feedback]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_answers_and_feedback, _v2_sources]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,7 @@ class StateDB:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.version = self.migrate()
+        self.sources = SourceRegistry(self.engine)
 
     def migrate(self) -> int:
         """Apply pending migrations, each with its version bump in one transaction."""

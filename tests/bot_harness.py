@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from telegram.ext import BaseRateLimiter
 
 from bot.app import build_application, open_services, serve
-from bot.config import Config, IndexSection, TelegramSection
+from bot.config import Config, IndexSection, RefreshSection, TelegramSection
 from bot.sandbox import BotApiSandbox
 from bot.services import BotApplication, BotContext, Services
 from index.coverage import CoverageIndex
@@ -81,6 +81,7 @@ def start_bot(
     state_dir: Path,
     *,
     rate_limiter: BaseRateLimiter[int] | None = None,
+    refresh: RefreshSection | None = None,
     **telegram: Any,
 ) -> InProcessBot:
     """Start a sandbox and the bot over ``index`` on ``loop``; wait until it polls."""
@@ -89,7 +90,11 @@ def start_bot(
     settings = dataclasses.replace(
         TelegramSection(), token=sandbox.token, api_base_url=sandbox.base_url, **telegram
     )
-    config = Config(index=IndexSection(data_dir=str(state_dir)), telegram=settings)
+    config = Config(
+        index=IndexSection(data_dir=str(state_dir)),
+        telegram=settings,
+        refresh=refresh or RefreshSection(),
+    )
     services = open_services(config, index=index)
     app = build_application(services, rate_limiter=rate_limiter)
     errors: list[BaseException] = []

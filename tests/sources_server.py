@@ -82,6 +82,8 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     site.user_agents.add(request.headers.get("User-Agent", ""))
     if request.path in site.missing:
         raise web.HTTPNotFound()
+    if (name := site.faults.get(request.path)) is not None:
+        return await serve_fault(request, name)
     return await handler(request)
 
 
@@ -177,7 +179,12 @@ _MALFORMED_SITEMAP = (
 
 async def fault(request: web.Request) -> web.StreamResponse:
     """Misbehaving endpoints, one per case in the fault matrix."""
-    site, name = _site(request), request.match_info["name"]
+    return await serve_fault(request, request.match_info["name"])
+
+
+async def serve_fault(request: web.Request, name: str) -> web.StreamResponse:
+    """The fault called `name` (also served in place of a path listed in `site.faults`)."""
+    site = _site(request)
     if name == "slow":
         await asyncio.sleep(SLOW_SECONDS)
         return web.Response(text="late")
@@ -227,6 +234,11 @@ async def fault(request: web.Request) -> web.StreamResponse:
             text="<!DOCTYPE html><html><head><title>Home</title></head><body>"
             "<p>Welcome to our homepage.</p></body></html>",
             content_type="text/html",
+        )
+    if name == "binary":  # bytes that are not UTF-8 (nor XML), labelled as a UTF-8 feed
+        body = bytes(range(128, 256)) * 64
+        return web.Response(
+            body=body, headers={"Content-Type": "application/rss+xml; charset=utf-8"}
         )
     if name == "local-file":  # a body feedparser would once have opened as a file name
         return web.Response(text=site.local_file, content_type="application/xml")

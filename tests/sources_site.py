@@ -98,6 +98,7 @@ class Site:
     base: str = ""
     include_private: bool = False
     missing: set[str] = field(default_factory=set)
+    faults: dict[str, str] = field(default_factory=dict)  # path -> fault served instead
     hits: Counter[str] = field(default_factory=Counter)
     not_modified: Counter[str] = field(default_factory=Counter)
     user_agents: set[str] = field(default_factory=set)

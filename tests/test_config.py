@@ -57,3 +57,25 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert config.telegram.token == "from-env"
     assert config.telegram.admin_ids == (42,)
     assert config.data_dir == tmp_path / "d"
+
+
+def test_sources_and_refresh_sections() -> None:
+    config = parse_config(
+        {
+            "refresh": {"interval_minutes": 15, "allow_private_addresses": True},
+            "sources": [
+                {"kind": "wordpress", "url": "https://news.example.com/", "name": "Main"},
+                {"kind": "sitemap", "url": "https://news.example.com/sitemap.xml"},
+            ],
+        }
+    )
+    assert [(s.kind, s.name) for s in config.sources] == [("wordpress", "Main"), ("sitemap", "")]
+    assert config.refresh.fetch_settings().allow_private is True
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.kind 'blog' is not one of"):
+        parse_config({"sources": [{"kind": "blog", "url": "https://x.example/"}]})
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.url is missing"):
+        parse_config({"sources": [{"kind": "feed"}]})
+    with pytest.raises(ConfigError, match=r"unknown key sources\[0\]\.every"):
+        parse_config({"sources": [{"kind": "feed", "url": "https://x.example/", "every": 5}]})
+    with pytest.raises(ConfigError, match="interval_minutes must be at least 1"):
+        parse_config({"refresh": {"interval_minutes": 0}})

@@ -1,0 +1,122 @@
+"""`coverbot sources add|list|remove`, `coverbot refresh`, `coverbot reindex`: the CLI twins
+of the admin commands, over the same operations."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from .config import Config
+
+T = TypeVar("T")
+
+
+def _with_services(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(services)`` on a fresh event loop, then release the services."""
+    from .app import open_services
+
+    services = open_services(config)
+
+    async def run() -> T:
+        try:
+            return await work(services)
+        finally:
+            await services.batcher.stop()
+            services.state.close()
+
+    return asyncio.run(run())
+
+
+@click.group()
+def sources() -> None:
+    """The sources the bot refreshes (stored in the state database)."""
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option(
+    "--kind",
+    type=click.Choice(["wordpress", "feed", "sitemap", "folder"]),
+    default=None,
+    help="Skip detection.",
+)
+@click.pass_obj
+def sources_add(config: Config, url: str, kind: str | None) -> None:
+    """Add a source: detect its kind, refuse private addresses, fetch it once."""
+    from .operations import AdminError, add_source
+
+    try:
+        record = _with_services(config, lambda s: add_source(s, url, kind, added_by=0))
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added source #{record.id} ({record.kind}) {record.url}")
+
+
+@sources.command("list")
+@click.pass_obj
+def sources_list(config: Config) -> None:
+    """List sources with their health."""
+    from .state import StateDB
+
+    state = StateDB(config.state_url)
+    for r in state.sources.records():
+        if r.failing:
+            health = f"FAILING x{r.consecutive_failures}: {r.last_error}"
+        else:
+            health = f"ok {r.last_success_at:%Y-%m-%d %H:%M}" if r.last_success_at else "new"
+        click.echo(f"#{r.id}\t{r.kind}\t{r.articles} articles\t{health}\t{r.url}")
+    state.close()
+
+
+@sources.command("remove")
+@click.argument("source_id", type=int)
+@click.option("--purge", is_flag=True, help="Also remove the articles only it held.")
+@click.pass_obj
+def sources_remove(config: Config, source_id: int, purge: bool) -> None:
+    """Forget a source (its articles stay unless --purge)."""
+    from .operations import AdminError, remove_source
+
+    try:
+        record, purged = _with_services(config, lambda s: remove_source(s, source_id, purge=purge))
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed source #{record.id} {record.url}; {purged} articles purged")
+
+
+@click.command()
+@click.option("--source", "source_ids", type=int, multiple=True, help="Only this source id.")
+@click.pass_obj
+def refresh(config: Config, source_ids: tuple[int, ...]) -> None:
+    """Refresh sources now and print the report; exits 1 if a source failed."""
+    from .refresh import refresh as run_refresh
+    from .refresh import summary_line
+
+    report = _with_services(config, lambda s: run_refresh(s, list(source_ids) or None))
+    for item in report.sources:
+        click.echo(f"#{item.source_id} {item.label}: {summary_line(item)}")
+    click.echo(f"{len(report.sources)} sources in {report.seconds:.1f}s")
+    if any(item.error for item in report.sources):
+        sys.exit(1)
+
+
+@click.command()
+@click.pass_obj
+def reindex(config: Config) -> None:
+    """Rebuild the index beside the live one and switch over when done."""
+    from index.layout import RebuildInProgress
+
+    from .cli import _progress, open_index
+
+    bar, update = _progress("reindexing")
+    try:
+        fresh, report = open_index(config).rebuild(progress=update)
+    except RebuildInProgress as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        bar.close()
+    click.echo(f"rebuilt as {fresh.generation}: {report.summary()}")
+    click.echo("a running bot serves the new index after its next start")

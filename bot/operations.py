@@ -1,0 +1,193 @@
+"""Admin operations shared by the admin commands and the CLI: sources, purge, stats, reindex.
+
+Each takes the services, does one thing, and raises ``AdminError`` with a message meant for
+the admin when it cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from index.articles import ArticleError, canonical_url
+from index.coverage import ImportReport
+from index.fetch import Fetcher, FetchError, check_public_url
+from index.layout import RebuildInProgress
+from index.sources import (
+    FeedSource,
+    FolderSource,
+    SitemapSource,
+    Source,
+    WordPressSource,
+    detect_source,
+    make_source,
+)
+from index.sources.feed import parse_feed
+from index.sources.folder import folder_path
+from index.sources.sitemap import parse_sitemap
+from index.sources.wordpress import parse_json
+
+from .refresh import remove_articles
+from .services import Services
+from .source_registry import DuplicateSource, SourceRecord
+
+log = logging.getLogger(__name__)
+
+
+class AdminError(Exception):
+    """An admin request that cannot be carried out; the message says why, for people."""
+
+
+def is_web_url(url: str) -> bool:
+    """An http(s) URL, as opposed to a local folder."""
+    return url.lower().startswith(("http://", "https://"))
+
+
+async def probe(source: Source, fetcher: Fetcher) -> None:
+    """Fetch a source's entry point once and check it is what its kind says; FetchError."""
+    if isinstance(source, WordPressSource):
+        response = await fetcher.get(source.endpoint, params={"per_page": 1, "_fields": "id,link"})
+        if not isinstance(parse_json(response), list):
+            raise FetchError(source.endpoint, "not a WordPress posts list")
+    elif isinstance(source, FeedSource):
+        parse_feed(await fetcher.get(source.url))
+    elif isinstance(source, SitemapSource):
+        response = await fetcher.get(source.url)
+        parse_sitemap(response.content, response.url)
+    elif isinstance(source, FolderSource) and not folder_path(source.url).exists():
+        raise FetchError(source.url, "no such file or folder")
+
+
+async def add_source(
+    services: Services,
+    url: str,
+    kind: str | None = None,
+    *,
+    added_by: int | None = None,
+    allow_folder: bool = True,
+) -> SourceRecord:
+    """Detect (or take) the kind, refuse private addresses, fetch once, then register."""
+    url = url.strip()
+    if not is_web_url(url) or kind == "folder":
+        if not allow_folder:
+            raise AdminError("Only http(s) sources can be added here; folders need the CLI.")
+    else:
+        try:
+            await check_public_url(url, services.fetch.allow_private)
+        except FetchError as exc:
+            hint = " (allowed only with [refresh] allow_private_addresses = true)"
+            raise AdminError(f"Refused {url}: {exc.reason}{hint}.") from exc
+    try:
+        async with Fetcher(services.fetch) as fetcher:
+            source = make_source(kind, url) if kind else await detect_source(fetcher, url)
+            await probe(source, fetcher)
+    except FetchError as exc:
+        raise AdminError(f"Cannot use {url} as a source: {exc.reason}.") from exc
+    except ValueError as exc:
+        raise AdminError(str(exc)) from exc
+    registry = services.state.sources
+    try:
+        record = await asyncio.to_thread(registry.add, source.kind, source.url, added_by=added_by)
+    except DuplicateSource as exc:
+        raise AdminError(f"{source.url} is already a source.") from exc
+    log.info("source #%d %s (%s) added by %s", record.id, record.url, record.kind, added_by)
+    return record
+
+
+async def remove_source(
+    services: Services, source_id: int, *, purge: bool = False
+) -> tuple[SourceRecord, int]:
+    """Forget a source; with `purge`, also remove the articles no other source holds."""
+    removed = await asyncio.to_thread(services.state.sources.remove, source_id)
+    if removed is None:
+        raise AdminError(f"There is no source #{source_id}; /sources lists them.")
+    record, only_here = removed
+    purged = 0
+    if purge and only_here:
+        purged = await services.batcher.call(remove_articles, services.index, only_here)
+    log.info("source #%d %s removed (%d articles purged)", record.id, record.url, purged)
+    return record, purged
+
+
+async def purge_url(services: Services, url: str) -> bool:
+    """Remove one article from the index and from every source's holdings."""
+    try:
+        url = canonical_url(url.strip())
+    except ArticleError as exc:
+        raise AdminError(f"Not an article URL: {exc}.") from exc
+    found = await services.batcher.call(services.index.remove, url)
+    await asyncio.to_thread(services.state.sources.forget_url, url)
+    log.info("purged %s (%s)", url, "removed" if found else "was not indexed")
+    return bool(found)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminStats:
+    """What /stats shows."""
+
+    articles: int
+    passages: int
+    sources: int
+    failing_sources: int
+    subscribers: int
+    last_refresh: datetime | None
+    index_bytes: int
+    latency: tuple[float, float] | None
+    generation: str
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes used by the files under a folder."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                continue
+    return total
+
+
+async def gather_stats(services: Services) -> AdminStats:
+    """Index counts, sources and their health, disk use and recent answer latency."""
+    index = services.index
+    stats = await services.batcher.call(index.stats, False)
+    records = await asyncio.to_thread(services.state.sources.records)
+    refreshed = [r.last_refresh_at for r in records if r.last_refresh_at is not None]
+    return AdminStats(
+        articles=stats.articles,
+        passages=stats.passages,
+        sources=len(records),
+        failing_sources=sum(1 for r in records if r.failing),
+        subscribers=0,  # subscriptions come with a later issue
+        last_refresh=max(refreshed, default=None),
+        index_bytes=await asyncio.to_thread(disk_usage, index.path),
+        latency=services.batcher.latency_percentiles(),
+        generation=index.generation,
+    )
+
+
+async def reindex(
+    services: Services, progress: Callable[[int, int], None] | None = None
+) -> tuple[ImportReport, float]:
+    """Rebuild beside the live index, then serve from the new one; readers are answered from
+    the old one meanwhile. Refreshes wait; a second rebuild is refused."""
+    if services.index_lock.locked():
+        raise AdminError("A refresh or rebuild is running; try again when it has finished.")
+    t0 = time.perf_counter()
+    async with services.index_lock:
+        try:
+            # Not on the index thread: that one keeps answering from the old generation.
+            fresh, report = await asyncio.to_thread(services.index.rebuild, progress)
+        except RebuildInProgress as exc:
+            raise AdminError("Another process is rebuilding this index.") from exc
+        old = services.swap_index(fresh)
+        await services.batcher.call(old.close)
+    log.info("index rebuilt as %s: %s", fresh.generation, report.summary())
+    return report, time.perf_counter() - t0

@@ -1,0 +1,245 @@
+"""The one refresh: fetch every due source, import what changed, drop what is gone.
+
+Used alike by the scheduled job, `/refresh` and `coverbot refresh`. One lock
+(``Services.index_lock``) makes refreshes and rebuilds take turns. Per source, the cursor and
+HTTP validators are saved only after its articles were imported, so a crash in between means
+the next refresh fetches the same changes again, never that it skips them. One failing source
+never stops the others and never touches the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from index.coverage import CoverageIndex, ImportReport
+from index.fetch import Fetcher, FetchError, ValidatorCache
+from index.sources import SourceBatch, make_source
+
+from .config import RefreshSection
+from .services import Services
+from .source_registry import Progress, SourceRecord
+
+log = logging.getLogger(__name__)
+
+# Sources fetched at once (each politely limits itself per host as well).
+PARALLEL_SOURCES = 4
+# A due time this close counts as due: the job fires a moment before a backoff computed from
+# the previous run's start would end.
+DUE_SLACK = timedelta(seconds=30)
+
+
+@dataclass(slots=True)
+class SourceReport:
+    """What one refresh did to one source."""
+
+    source_id: int
+    label: str
+    kind: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    skipped_until: datetime | None = None
+    consecutive_failures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Fetched and imported without a source-level failure."""
+        return self.error is None and self.skipped_until is None
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    """A refresh of several sources; `busy` when another refresh or rebuild was running."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+    started_failing: list[SourceReport] = field(default_factory=list)
+    recovered: list[SourceReport] = field(default_factory=list)
+    busy: bool = False
+    seconds: float = 0.0
+
+    @property
+    def health_changed(self) -> bool:
+        """Some source started failing or recovered (admins want to know)."""
+        return bool(self.started_failing or self.recovered)
+
+
+def backoff_delay(failures: int, settings: RefreshSection) -> timedelta:
+    """How long a source rests after `failures` failures in a row: doubling, capped."""
+    interval = timedelta(minutes=settings.interval_minutes)
+    cap = timedelta(hours=settings.max_backoff_hours)
+    return min(cap, interval * 2 ** max(0, failures - 1))
+
+
+def failure_reason(exc: Exception) -> str:
+    """A short reason for admins."""
+    if isinstance(exc, FetchError):
+        return exc.reason
+    if isinstance(exc, ValueError):
+        return str(exc)[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def refresh(
+    services: Services,
+    source_ids: Sequence[int] | None = None,
+    *,
+    wait: bool = True,
+    now: datetime | None = None,
+) -> RefreshReport:
+    """Refresh the enabled sources (or just `source_ids`, even while backing off).
+
+    With ``wait=False`` a refresh or rebuild already running makes this return at once with
+    ``busy`` set; otherwise it waits its turn.
+    """
+    lock = services.index_lock
+    if not wait and lock.locked():
+        return RefreshReport(busy=True)
+    async with lock:
+        t0 = time.perf_counter()
+        report = await _refresh_locked(services, source_ids, now or datetime.now(UTC))
+        report.seconds = time.perf_counter() - t0
+    for item in report.sources:
+        log.info("refresh %s: %s", item.label, summary_line(item))
+    return report
+
+
+async def _refresh_locked(
+    services: Services, source_ids: Sequence[int] | None, now: datetime
+) -> RefreshReport:
+    registry = services.state.sources
+    records = await asyncio.to_thread(registry.records, source_ids)
+    forced = source_ids is not None
+    if not forced:
+        records = [r for r in records if r.enabled]
+    limit = asyncio.Semaphore(PARALLEL_SOURCES)
+
+    async def one(record: SourceRecord) -> SourceReport:
+        async with limit:
+            return await refresh_source(services, record, now, forced)
+
+    report = RefreshReport(sources=list(await asyncio.gather(*(one(r) for r in records))))
+    threshold = services.refresh.notify_after_failures
+    for record, item in zip(records, report.sources, strict=True):
+        if item.skipped_until is not None:
+            continue
+        if item.error is not None and item.consecutive_failures == threshold:
+            report.started_failing.append(item)
+        elif item.error is None and record.consecutive_failures >= threshold:
+            report.recovered.append(item)
+    return report
+
+
+async def refresh_source(
+    services: Services, record: SourceRecord, now: datetime, forced: bool = False
+) -> SourceReport:
+    """Fetch one source, import its articles, remove what it no longer lists, save progress."""
+    report = SourceReport(record.id, record.label, record.kind)
+    due = record.next_attempt_at
+    if not forced and due is not None and due > now + DUE_SLACK:
+        report.skipped_until, report.consecutive_failures = due, record.consecutive_failures
+        return report
+    t0 = time.perf_counter()
+    validators = ValidatorCache.from_json(record.validators)
+    full = record.refreshes % services.refresh.full_listing_every == 0
+    try:
+        source = make_source(record.kind, record.url, **record.options)
+        async with Fetcher(services.fetch, validators=validators) as fetcher:
+            batch = await source.fetch(fetcher, record.cursor, full_listing=full)
+        imported = await services.batcher.call(services.index.import_articles, batch.articles)
+    except Exception as exc:  # one source's failure, whatever it is, stays with that source
+        if not isinstance(exc, FetchError | ValueError):
+            log.exception("refreshing source %s failed", record.url)
+        report.error = failure_reason(exc)
+        await _save_failure(services, record, report, now, None)
+        report.seconds = time.perf_counter() - t0
+        return report
+    _count(report, imported, batch)
+    added = {a.url for a in batch.articles}
+    if not batch.complete:
+        where, reason = batch.rejected[0] if batch.rejected else (record.url, "unknown")
+        report.error = f"incomplete listing ({reason} at {where})"
+        progress = (batch.cursor, validators.to_json(), added)
+        await _save_failure(services, record, report, now, progress)
+    else:
+        gone = await _remove_gone(services, record, batch)
+        report.removed = len(gone)
+        await asyncio.to_thread(
+            services.state.sources.record_success,
+            record.id,
+            cursor=batch.cursor,
+            validators=validators.to_json(),
+            added_urls=added,
+            removed_urls=gone,
+            at=now,
+        )
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _count(report: SourceReport, imported: ImportReport, batch: SourceBatch) -> None:
+    report.added, report.updated = imported.added, imported.updated
+    report.unchanged = imported.unchanged
+    report.failed = imported.failed + len(batch.rejected)
+
+
+async def _save_failure(
+    services: Services,
+    record: SourceRecord,
+    report: SourceReport,
+    now: datetime,
+    progress: Progress | None,
+) -> None:
+    failures = record.consecutive_failures + 1
+    report.consecutive_failures = failures
+    next_attempt = now + backoff_delay(failures, services.refresh)
+    await asyncio.to_thread(
+        services.state.sources.record_failure,
+        record.id,
+        reason=report.error or "failed",
+        at=now,
+        next_attempt_at=next_attempt,
+        progress=progress,
+    )
+
+
+async def _remove_gone(services: Services, record: SourceRecord, batch: SourceBatch) -> set[str]:
+    """Articles this source held but no longer lists: out of the index unless another source
+    still holds them. Only a complete listing counts; an empty one is not believed."""
+    if batch.seen_urls is None:
+        return set()
+    registry = services.state.sources
+    held = await asyncio.to_thread(registry.held_urls, record.id)
+    gone = held - batch.seen_urls - {a.url for a in batch.articles}
+    if not gone:
+        return set()
+    if not batch.seen_urls:
+        log.warning("%s listed nothing; not removing its %d articles", record.url, len(held))
+        return set()
+    keep = await asyncio.to_thread(registry.held_elsewhere, record.id, gone)
+    await services.batcher.call(remove_articles, services.index, gone - keep)
+    return gone
+
+
+def remove_articles(index: CoverageIndex, urls: Iterable[str]) -> int:
+    """Remove articles by URL (on the index thread); returns how many were there."""
+    return sum(1 for url in sorted(urls) if index.remove(url))
+
+
+def summary_line(item: SourceReport) -> str:
+    """One line of plain text about a source's refresh, for the log and the CLI."""
+    if item.skipped_until is not None:
+        return f"backing off until {item.skipped_until:%Y-%m-%d %H:%M} UTC"
+    counts = (
+        f"added {item.added}, updated {item.updated}, removed {item.removed}, "
+        f"unchanged {item.unchanged}, failed {item.failed} in {item.seconds:.1f}s"
+    )
+    return counts + (f"; FAILING: {item.error}" if item.error else "")
