@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from index import layout
 from index.coverage import CoverageIndex, ImportReport
 from index.fetch import Fetcher, FetchError, ValidatorCache
 from index.sources import SourceBatch, make_source
@@ -105,11 +106,26 @@ async def refresh(
         return RefreshReport(busy=True)
     async with lock:
         t0 = time.perf_counter()
-        report = await _refresh_locked(services, source_ids, now or datetime.now(UTC))
+        try:
+            with layout.rebuild_lock(services.index.data_dir):
+                follow_generation(services)
+                report = await _refresh_locked(services, source_ids, now or datetime.now(UTC))
+        except layout.RebuildInProgress:
+            log.info("refresh skipped: another process is writing the index")
+            return RefreshReport(busy=True)
         report.seconds = time.perf_counter() - t0
     for item in report.sources:
         log.info("refresh %s: %s", item.label, summary_line(item))
     return report
+
+
+def follow_generation(services: Services) -> None:
+    """Serve the generation another process (`coverbot reindex`) switched to, if any."""
+    index = services.index
+    serving = layout.serving_generation(index.data_dir)
+    if serving and serving != index.generation:
+        log.info("index generation %s replaced %s; following it", serving, index.generation)
+        services.swap_index(CoverageIndex(index.data_dir, index.settings, index.embedder))
 
 
 async def _refresh_locked(

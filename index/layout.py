@@ -3,7 +3,7 @@
     data_dir/
       CURRENT              name of the generation that serves ("gen-20251126T101500-3f2a")
       gen-.../             articles.sqlite3, chroma/, bm25/ of one generation
-      .rebuild.lock        held while a rebuild runs
+      .rebuild.lock        held by the one process writing the index (a refresh or a rebuild)
 
 A rebuild writes a new generation beside the live one and then replaces CURRENT in one
 rename. A crash before that leaves CURRENT pointing at the old generation; the half-built
@@ -30,12 +30,20 @@ _PREFIX = "gen-"
 
 
 class RebuildInProgress(RuntimeError):
-    """Another process is rebuilding this index."""
+    """Another writer (a rebuild or a refresh, maybe in another process) holds the index."""
 
 
 def _new_name() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{_PREFIX}{stamp}-{secrets.token_hex(2)}"
+
+
+def serving_generation(data_dir: Path) -> str | None:
+    """The name in CURRENT, without creating anything (None for a new data dir)."""
+    try:
+        return (data_dir / _CURRENT).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def current_generation(data_dir: Path) -> str:
@@ -72,13 +80,20 @@ def switch_to(data_dir: Path, name: str) -> None:
 
 @contextlib.contextmanager
 def rebuild_lock(data_dir: Path) -> Iterator[None]:
-    """Hold the rebuild lock (across processes), or raise RebuildInProgress."""
+    """Hold the writer lock across processes, or raise RebuildInProgress at once.
+
+    A rebuild copies the serving generation's articles; a refresh writing to that generation
+    meanwhile (say the bot's, while `coverbot reindex` runs) would be lost at the switch, so
+    refreshes and rebuilds take this one lock.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / _LOCK, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise RebuildInProgress(f"a rebuild of {data_dir} is already running") from exc
+            raise RebuildInProgress(
+                f"the index in {data_dir} is being rebuilt or refreshed by another process"
+            ) from exc
         try:
             yield
         finally:

@@ -142,3 +142,23 @@ def test_sources_are_seeded_from_the_config_once(
     assert [(r.kind, r.url, r.label, r.added_by) for r in records] == [
         ("feed", entry.url, "Main feed", None)
     ]
+
+
+async def test_refresh_waits_for_a_writer_in_another_process_then_follows_its_switch(
+    services: Services, site: Site
+) -> None:
+    """`coverbot reindex` in another process holds the writer lock, then switches generation."""
+    from index import layout
+
+    services.state.sources.add("wordpress", site.url("/"))
+    data_dir = services.index.data_dir
+    with layout.rebuild_lock(data_dir):  # a separate open file: as another process would
+        assert (await refresh(services)).busy
+    await refresh(services)
+    other = CoverageIndex(data_dir, services.index.settings, services.index.embedder)
+    rebuilt, _ = other.rebuild()
+    assert services.index.generation != rebuilt.generation
+    await refresh(services)
+    assert services.index.generation == rebuilt.generation
+    assert services.batcher.index is services.index
+    assert answers(services.index)
