@@ -61,6 +61,7 @@ def test_chunks_are_exact_ordered_and_cover_the_text(body: str, max_chars: int) 
         assert last_end <= p.start < p.end <= len(body)
         assert p.sentences[0].start == p.start and p.sentences[-1].end == p.end
         assert p.end - p.start <= max_chars or len(p.sentences) == 1
+        assert "\n\n" not in body[p.start : p.end]  # never across a paragraph break
         for s in p.sentences:
             assert body[s.start : s.end] == body[s.start : s.end].strip()
             for j in range(s.start, s.end):
