@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from telegram.ext import BaseRateLimiter
 
 from bot.app import build_application, open_services, serve
@@ -73,6 +74,14 @@ class InProcessBot:
         self.loop.loop.call_soon_threadsafe(self.stop.set)
         self.task.result(30)
         self.run(self.sandbox.stop())
+
+
+@pytest.fixture(scope="module", name="loop")
+def loop_fixture() -> Iterator[LoopThread]:
+    """One event loop thread per test module (import this fixture to use it)."""
+    thread = LoopThread()
+    yield thread
+    thread.close()
 
 
 def start_bot(

@@ -16,7 +16,7 @@ from bot.services import BotContext
 from bot.source_registry import SourceRecord
 from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder
-from tests.bot_harness import InProcessBot, LoopThread, start_bot
+from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot
 from tests.refresh_helpers import QUESTION, QUOTE
 from tests.sources_server import start_site
 from tests.sources_site import Site
@@ -34,12 +34,7 @@ COMMANDS = [
     "/why what happened",
 ]
 
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
+_ = loop_fixture  # a fixture: used by name
 
 
 @pytest.fixture()

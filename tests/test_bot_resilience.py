@@ -17,7 +17,7 @@ from bot.app import build_application, open_services, prune_answers, serve
 from bot.config import Config, IndexSection, TelegramSection
 from bot.sandbox import BotApiSandbox
 from index.coverage import CoverageIndex
-from tests.bot_harness import InProcessBot, LoopThread, start_bot, texts
+from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot, texts
 
 QUESTION = "What did Witkoff urge?"
 QUOTE = "Witkoff urged Israel to uphold the ceasefire"
@@ -26,12 +26,7 @@ ADMIN = 4242
 # PTB 22 warns that RetryAfter.retry_after will become a timedelta.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
+_ = loop_fixture  # a fixture: used by name
 
 
 @pytest.fixture()
