@@ -261,10 +261,20 @@ def chat(config: Config, name: str) -> None:
     default="all",
     help="Report on this split; baselines calibrate their threshold on dev.",
 )
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Calibrate coverbot's decline threshold on dev too, instead of the config's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
 def eval_cmd(
-    config: Config, questions_path: Path, baselines: bool, split: str, as_json: bool
+    config: Config,
+    questions_path: Path,
+    baselines: bool,
+    split: str,
+    calibrate: bool,
+    as_json: bool,
 ) -> None:
     """Score answers against a question set (right fact in excerpt 1, 1-3, MRR, declines)."""
     from index.evaluation import GoldMatcher, baseline_settings, load_questions, run_system, score
@@ -277,7 +287,7 @@ def eval_cmd(
     )
     vectors = index.embedder.encode([q.question for q in questions])
     dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
-    runs = [run_system(index, "coverbot", questions, vectors, None)]
+    runs = [run_system(index, "coverbot", questions, vectors, dev if calibrate else None)]
     for name in ("bm25", "dense") if baselines else ():
         retrieval, answer = baseline_settings(name)
         base = type(index)(

@@ -21,12 +21,12 @@ class AnswerSettings:
     excerpt_chars: int = 400
     max_sentences: int = 3
     # Confidence below which the index declines (calibrated on questions the corpus cannot
-    # answer; see benchmarks/README.md). Confidence is the best passage's dense similarity,
-    # less miss_penalty times the question weight its article lacks, plus margin_bonus times
-    # its lead over the next article.
-    decline_below: float = 0.33
+    # answer; see benchmarks/README.md). Confidence is the best dense similarity among the
+    # best article's passages, less miss_penalty times the question weight the article lacks,
+    # plus margin_bonus times its lead over the next article.
+    decline_below: float = 0.36
     miss_penalty: float = 0.4
-    margin_bonus: float = 0.3
+    margin_bonus: float = 0.5
     # Queries of at most this many words, all found in the best article, are lookups of
     # a name or a phrase and are answered whatever the dense similarity.
     lookup_terms: int = 2
@@ -194,8 +194,8 @@ def confidence(
 ) -> float:
     """How sure the index is that its best article answers the question.
 
-    The dense similarity of the best passage, less the share of the question's weight
-    (IDF) that the whole article never mentions, plus the lead over the runner-up article.
+    The best dense similarity among the article's passages, less the share of the question's
+    weight (IDF) that the whole article never mentions, plus the lead over the runner-up.
     Measured on the development questions, this separates unanswerable questions better
     than the fused score or rank agreement (benchmarks/README.md).
     """
@@ -208,7 +208,8 @@ def confidence(
     present = set(tokenize(f"{art.title}\n{art.body}"))
     miss = 1.0 - _coverage_in(query_terms, present, lexical)
     margin = top.scored.fused - (hits[1].scored.fused if len(hits) > 1 else 0.0)
-    sure = top.scored.dense - settings.miss_penalty * miss + settings.margin_bonus * margin
+    dense = max(sp.dense for _, sp in top.passages)
+    sure = dense - settings.miss_penalty * miss + settings.margin_bonus * margin
     if len(set(query_terms)) <= settings.lookup_terms and miss == 0.0:
         # A lookup ("Lazzarini", "rafah crossing"): a short query has a low dense similarity
         # to any passage, but an article holding all its words does answer it.
