@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 import click
 
+from index.coverage import CoverageIndex
+
 from .app import build_application, open_services, serve
 from .config import Config
 from .sandbox import BotApiSandbox, SandboxChat, SandboxUser
@@ -154,23 +156,23 @@ class TerminalView:
 # -- the session -----------------------------------------------------------------------------
 
 
-def ensure_coverage(config: Config) -> None:
-    """Import the bundled sample coverage when the data dir has no articles."""
+def ensure_coverage(config: Config) -> CoverageIndex:
+    """The index, with the bundled sample coverage imported when it has no articles."""
     from .cli import open_index, run_import, sample_path
 
-    index = open_index(config)
-    empty = index.stats(with_vectors=False).articles == 0
-    index.close()
-    if empty:
+    index: CoverageIndex = open_index(config)
+    if index.stats(with_vectors=False).articles == 0:
         click.echo(f"{config.data_dir} has no coverage yet: importing the sample…", err=True)
-        click.echo(run_import(config, [sample_path()], show=False).summary(), err=True)
+        report = run_import(config, [sample_path()], show=False, index=index)
+        click.echo(report.summary(), err=True)
+    return index
 
 
 def run_chat(config: Config, name: str = "Reader", lines: TextIO | None = None) -> None:
     """`coverbot chat`: a terminal session with the bot until /quit or end of input."""
     with _quiet_log():
-        ensure_coverage(config)
-        asyncio.run(_session(config, name, lines or sys.stdin, sys.stdout.isatty()))
+        index = ensure_coverage(config)  # the bot reuses it: one model load
+        asyncio.run(_session(config, index, name, lines or sys.stdin, sys.stdout.isatty()))
 
 
 @contextlib.contextmanager
@@ -191,12 +193,14 @@ def _quiet_log() -> Iterator[None]:
             handler.setLevel(level)
 
 
-async def _session(config: Config, name: str, lines: TextIO, styled: bool) -> None:
+async def _session(
+    config: Config, index: CoverageIndex, name: str, lines: TextIO, styled: bool
+) -> None:
     async with BotApiSandbox() as sandbox:
         settings = dataclasses.replace(
             config.telegram, token=sandbox.token, api_base_url=sandbox.base_url, mode="polling"
         )
-        services = open_services(dataclasses.replace(config, telegram=settings))
+        services = open_services(dataclasses.replace(config, telegram=settings), index)
         stop = asyncio.Event()
         bot = asyncio.create_task(serve(build_application(services), stop))
         try:

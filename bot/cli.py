@@ -87,12 +87,15 @@ def _progress(desc: str) -> Any:
     return bar, update
 
 
-def run_import(config: Config, paths: list[Path], show: bool = True) -> Any:
-    """Import files into the index, printing rejected records; returns the report."""
+def run_import(
+    config: Config, paths: list[Path], show: bool = True, index: Any | None = None
+) -> Any:
+    """Import files into the index (opened from the config unless given), printing rejected
+    records; returns the report."""
     from index.articles import Article
     from index.importers import read_paths
 
-    index = open_index(config)
+    index = index or open_index(config)
     rejected: list[str] = []
 
     def articles() -> Iterator[Article]:
@@ -203,9 +206,9 @@ def stats(config: Config, as_json: bool) -> None:
 @click.pass_obj
 def demo(config: Config) -> None:
     """Index the bundled sample coverage and answer a few example questions."""
-    report = run_import(config, [sample_path()])
+    index = open_index(config)  # one index, so the model is loaded once
+    report = run_import(config, [sample_path()], index=index)
     click.echo(f"sample coverage: {report.summary()}\n")
-    index = open_index(config)
     for question, answer in zip(
         EXAMPLE_QUESTIONS, index.ask_many(list(EXAMPLE_QUESTIONS)), strict=True
     ):
