@@ -126,24 +126,24 @@ class CoverageIndex:
         """The BM25 index, loaded from disk or rebuilt when the store has moved on."""
         revision = self.store.revision
         current = self._lexical
-        if current is not None and getattr(current, "revision", None) == revision:
+        if current is not None and current.revision == revision:
             return current
         with self._read_lock:
             path = self.path / "bm25"
             index = LexicalIndex.load(path, revision)
             if index is None:
                 t0 = time.perf_counter()
-                index = LexicalIndex.build(
+                texts = (
                     (pid, f"{title}\n{text}")
                     for pid, title, text in self.store.iter_passage_texts()
                 )
-                index.save(path, revision)
+                index = LexicalIndex.build(texts, revision)
+                index.save(path)
                 log.info(
                     "rebuilt BM25 over %d passages in %.1fs",
                     len(index.ids),
                     time.perf_counter() - t0,
                 )
-            index.revision = revision  # type: ignore[attr-defined]
             self._lexical = index
             return index
 
@@ -265,14 +265,17 @@ class CoverageIndex:
     # -- reading ----------------------------------------------------------------------
 
     def search(
-        self, question: str, query_vector: np.ndarray | None = None
+        self,
+        question: str,
+        query_vector: np.ndarray | None = None,
+        lexical: LexicalIndex | None = None,
     ) -> tuple[list[str], list[ArticleHit]]:
         """Query terms and ranked article hits for a question."""
         terms = tokenize(question)
         if query_vector is None:
             query_vector = self.embedder.encode_query(question)
         scored: list[ScoredPassage] = hybrid_search(
-            query_vector, terms, self.vectors, self.lexical, self.settings.retrieval
+            query_vector, terms, self.vectors, lexical or self.lexical, self.settings.retrieval
         )
         passages = self.store.get_passages(s.passage_id for s in scored)
         articles = self.store.get_many(p.article_key for p in passages.values())
@@ -281,10 +284,13 @@ class CoverageIndex:
     def ask(self, question: str, query_vector: np.ndarray | None = None) -> Answer:
         """Answer a question with verbatim excerpts, or decline when the coverage is silent."""
         question = " ".join(question.split())
-        if not question or self.store.counts()["passages"] == 0:
+        # One look at the store's revision per question, not one per step; an index with no
+        # passages has an empty lexical index too (no COUNT queries on this hot path).
+        lexical = self.lexical
+        if not question or not lexical.ids:
             return Answer(question, False)
-        terms, hits = self.search(question, query_vector)
-        return build_answer(question, hits, terms, self.lexical, self.settings.answer)
+        terms, hits = self.search(question, query_vector, lexical)
+        return build_answer(question, hits, terms, lexical, self.settings.answer)
 
     def ask_many(self, questions: Sequence[str]) -> list[Answer]:
         """Answer several questions, encoding them in one batch."""

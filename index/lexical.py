@@ -77,8 +77,10 @@ class LexicalHit:
 class LexicalIndex:
     """A BM25 index of passage texts with the document frequencies of its terms."""
 
-    def __init__(self, ids: list[str], retriever, idf: dict[str, float]):
+    def __init__(self, ids: list[str], retriever, idf: dict[str, float], revision: int):
         self.ids = ids
+        # The store revision this index was built from; a newer store makes it stale.
+        self.revision = revision
         self.retriever = retriever
         self.idf = idf
         self.max_idf = max(idf.values(), default=1.0)
@@ -86,8 +88,8 @@ class LexicalIndex:
         self.k1 = float(getattr(retriever, "k1", 1.5)) if retriever is not None else 1.5
 
     @classmethod
-    def build(cls, docs: Iterable[tuple[str, str]]) -> LexicalIndex:
-        """Index (passage id, text) pairs."""
+    def build(cls, docs: Iterable[tuple[str, str]], revision: int) -> LexicalIndex:
+        """Index (passage id, text) pairs of the store at `revision`."""
         bm25s = _bm25s()
         ids: list[str] = []
         tokens: list[list[str]] = []
@@ -102,7 +104,7 @@ class LexicalIndex:
             retriever.index(tokens, show_progress=False)
         n = len(ids)
         idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-        return cls(ids, retriever if tokens else None, idf)
+        return cls(ids, retriever if tokens else None, idf, revision)
 
     def idf_of(self, term: str) -> float:
         """IDF of a term; a term the corpus never uses gets the highest weight."""
@@ -133,7 +135,7 @@ class LexicalIndex:
         """Top passages for stemmed query terms, best first."""
         return self.top(self.scores(query_terms), k)
 
-    def save(self, path: Path, revision: int) -> None:
+    def save(self, path: Path) -> None:
         """Write the index to a folder, replacing it atomically."""
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -141,7 +143,7 @@ class LexicalIndex:
         if self.retriever is not None:
             self.retriever.save(str(tmp / "bm25"), show_progress=False)
         (tmp / "meta.json").write_text(
-            json.dumps({"revision": revision, "ids": self.ids, "idf": self.idf})
+            json.dumps({"revision": self.revision, "ids": self.ids, "idf": self.idf})
         )
         old = path.with_name(path.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -165,4 +167,4 @@ class LexicalIndex:
         retriever = None
         if (path / "bm25").is_dir():
             retriever = _bm25s().BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
-        return cls(meta["ids"], retriever, meta["idf"])
+        return cls(meta["ids"], retriever, meta["idf"], revision)
