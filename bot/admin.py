@@ -16,12 +16,12 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from . import operations, render_admin
+from . import operations, render_admin, render_digest
 from .handlers import reply_target
 from .operations import AdminError
 from .refresh import refresh
 from .replies import send_parts
-from .scheduler import announce_health
+from .scheduler import announce_health, trigger_instant_digests
 from .services import BotContext
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ async def on_refresh(update: Update, context: BotContext) -> None:
     report = await refresh(context.services, ids, wait=False)
     await _reply(context, message, render_admin.refresh_report_parts(report))
     await announce_health(context, report, skip_chat=message.chat_id)
+    trigger_instant_digests(context, report.added)
 
 
 async def on_reindex(update: Update, context: BotContext) -> None:
@@ -160,6 +161,13 @@ async def on_why(update: Update, context: BotContext) -> None:
     await _reply(context, message, render_admin.why_parts(question, hits))
 
 
+async def on_subscribers(update: Update, context: BotContext) -> None:
+    """/subscribers: readers by cadence; deliveries and failures of the last day."""
+    message, _ = _parts(update, context)
+    counts = await asyncio.to_thread(context.services.state.subscribers.counts)
+    await _reply(context, message, [render_digest.subscribers_message(counts)])
+
+
 # Admin commands, each behind `admin_only`; not offered in the public command list.
 ADMIN_COMMANDS: dict[str, Handler] = {
     "sources": on_sources,  # sources with health
@@ -169,6 +177,7 @@ ADMIN_COMMANDS: dict[str, Handler] = {
     "reindex": on_reindex,  # rebuild beside the live index, progress edited in place
     "stats": on_stats,  # counts, disk, last refresh, latency
     "purge": on_purge,  # remove one article
+    "subscribers": on_subscribers,  # readers by cadence, deliveries of the last day
     "why": on_why,  # retrieval scores for a question
 }
 

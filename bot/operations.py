@@ -160,12 +160,13 @@ async def gather_stats(services: Services) -> AdminStats:
     stats = await services.batcher.call(index.stats, False)
     records = await asyncio.to_thread(services.state.sources.records)
     refreshed = [r.last_refresh_at for r in records if r.last_refresh_at is not None]
+    counts = await asyncio.to_thread(services.state.subscribers.counts)
     return AdminStats(
         articles=stats.articles,
         passages=stats.passages,
         sources=len(records),
         failing_sources=sum(1 for r in records if r.failing),
-        subscribers=0,  # subscriptions come with a later issue
+        subscribers=sum(counts.active_by_cadence.values()),
         last_refresh=max(refreshed, default=None),
         index_bytes=await asyncio.to_thread(disk_usage, index.path),
         latency=services.batcher.latency_percentiles(),

@@ -1,18 +1,27 @@
-"""The refresh schedule: a repeating PTB job (APScheduler underneath) calling `refresh`."""
+"""The schedules: the source refresh, and one digest job per cadence slot.
+
+PTB's JobQueue (APScheduler underneath) runs them. Digest jobs have stable ids
+(``digest:daily:08:Asia/Gaza``), are rebuilt from the subscriber store at start, and are
+added when a reader picks a slot nobody had; a job whose slot has emptied finds nobody due.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
+from apscheduler.triggers.cron import CronTrigger
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Job, JobQueue
 
 from . import render_admin
+from .cadence import INSTANT, WEEKDAYS, WEEKLY, schedule_of_slot, zone_of
 from .config import RefreshSection
+from .digests import run_digests
 from .refresh import RefreshReport, refresh
-from .services import BotContext
+from .services import BotContext, Services
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,78 @@ async def refresh_job(context: BotContext) -> None:
         log.info("scheduled refresh skipped: a refresh or rebuild is running")
         return
     await announce_health(context, report)
+    trigger_instant_digests(context, report.added)
+
+
+def trigger_instant_digests(context: BotContext, added: int) -> None:
+    """New articles arrived: the instant digests go out now, in a job of their own."""
+    job_queue = job_queue_of(context)
+    if added and context.services.digests.enabled and job_queue is not None:
+        job_queue.run_once(digest_job, when=0, data=INSTANT, name="digest:instant:now")
+
+
+def job_queue_of(context: BotContext) -> JobQueue[BotContext] | None:
+    """The application's job queue, typed for our context."""
+    return cast("JobQueue[BotContext] | None", context.job_queue)
+
+
+def digest_job_id(slot: str) -> str:
+    """The stable job id of a cadence slot."""
+    return f"digest:{slot}"
+
+
+def ensure_digest_job(
+    job_queue: JobQueue[BotContext], services: Services, slot: str
+) -> Job[BotContext] | None:
+    """The job serving ``slot``, added if it is not scheduled yet."""
+    if not services.digests.enabled:
+        return None
+    name = digest_job_id(slot)
+    existing = job_queue.get_jobs_by_name(name)
+    if existing:
+        return existing[0]
+    settings = services.digests
+    job_kwargs: dict[str, object] = {
+        "id": name,
+        "replace_existing": True,
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": settings.misfire_grace_seconds,
+    }
+    if slot == INSTANT:
+        return job_queue.run_repeating(
+            digest_job,
+            interval=timedelta(minutes=settings.instant_check_minutes),
+            first=timedelta(minutes=settings.instant_check_minutes),
+            name=name,
+            data=slot,
+            job_kwargs=job_kwargs,
+        )
+    schedule = schedule_of_slot(slot)
+    trigger = CronTrigger(
+        day_of_week=WEEKDAYS[schedule.weekday] if schedule.cadence == WEEKLY else "*",
+        hour=schedule.hour,
+        minute=0,
+        timezone=zone_of(schedule.timezone),
+    )
+    return job_queue.run_custom(
+        digest_job, job_kwargs={"trigger": trigger, **job_kwargs}, name=name, data=slot
+    )
+
+
+def schedule_digests(job_queue: JobQueue[BotContext], services: Services) -> list[str]:
+    """One job per cadence slot that has readers, plus the instant slot; returns the slots."""
+    slots = sorted({INSTANT, *services.state.subscribers.slots()})
+    for slot in slots:
+        ensure_digest_job(job_queue, services, slot)
+    return slots
+
+
+async def digest_job(context: BotContext) -> None:
+    """A slot's scheduled run: plan for its due readers at this moment, then send."""
+    assert context.job is not None
+    slot = str(context.job.data)
+    await run_digests(context.bot, context.services, slot, datetime.now(UTC))
 
 
 async def announce_health(

@@ -13,9 +13,12 @@ from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from index.coverage import CoverageIndex
 from index.fetch import FetchSettings
+from index.topics import TopicSettings
 
 from .batcher import AskBatcher
-from .config import RefreshSection, TelegramSection
+from .config import DigestsSection, RefreshSection, TelegramSection
+from .metrics import BotMetrics
+from .pacing import SendPacer
 from .state import StateDB
 
 
@@ -83,8 +86,18 @@ class Services:
     finished: FinishedUpdates
     refresh: RefreshSection = field(default_factory=RefreshSection)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    digests: DigestsSection = field(default_factory=DigestsSection)
+    topic_settings: TopicSettings = field(default_factory=TopicSettings)
+    # The one counted by the batcher too (open_services passes the same to both).
+    metrics: BotMetrics = field(default_factory=BotMetrics)
     # Held by a refresh and by a rebuild: one writer of the index at a time.
     index_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Held by a digest run: runs never overlap.
+    digest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pacer: SendPacer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pacer = SendPacer(self.digests)
 
     def swap_index(self, index: CoverageIndex) -> CoverageIndex:
         """Serve from ``index`` from now on; returns the one it replaces."""

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .source_registry import SourceRegistry, create_source_tables
+from .subscribers import SubscriberStore, create_subscription_tables
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,18 @@ def _v2_sources(conn: Connection) -> None:
     create_source_tables(conn)
 
 
+def _v3_subscriptions(conn: Connection) -> None:
+    """Subscribers, their topics, the digest delivery log and digest runs."""
+    create_subscription_tables(conn)
+
+
 # When a later migration alters a table above, keep the old definition for the earlier
 # migration's use instead of changing what it creates.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_answers_and_feedback, _v2_sources]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_answers_and_feedback,
+    _v2_sources,
+    _v3_subscriptions,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +127,7 @@ class StateDB:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.version = self.migrate()
         self.sources = SourceRegistry(self.engine)
+        self.subscribers = SubscriberStore(self.engine)
 
     def migrate(self) -> int:
         """Apply pending migrations, each with its version bump in one transaction."""

@@ -32,6 +32,7 @@ COMMANDS = [
     "/stats",
     "/purge https://example.com/a",
     "/why what happened",
+    "/subscribers",
 ]
 
 _ = loop_fixture  # a fixture: used by name

@@ -1,0 +1,272 @@
+"""Telegram handlers for following topics and digest settings; thin, like ``handlers``.
+
+/follow, /unfollow, /following (with a remove button per topic), /digest (cadence, hour,
+weekday, preview), /timezone, and ``my_chat_member`` updates, which tell us when a reader
+blocks the bot or removes it from a group (and when it is back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import UTC, datetime
+
+from telegram import ChatMember, Update
+from telegram.constants import ParseMode
+
+from index.topics import normalize_topic
+
+from . import render, render_digest
+from .cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, TimezoneError, parse_timezone
+from .digests import preview
+from .replies import markup, send_parts
+from .scheduler import ensure_digest_job, job_queue_of
+from .services import BotContext
+from .subscribers import Subscriber, TooManyTopics
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_schedule(context: BotContext) -> Schedule:
+    """A new reader's digest settings, from the [digests] section."""
+    d = context.services.digests
+    return Schedule(d.default_cadence, d.default_hour, 0, d.default_timezone)
+
+
+async def _reader(context: BotContext, chat_id: int) -> Subscriber | None:
+    return await asyncio.to_thread(context.services.state.subscribers.get, chat_id)
+
+
+def parse_digest_args(args: list[str], current: Schedule) -> Schedule:
+    """``daily [HH]``, ``weekly [day] [HH]``, ``instant`` as new settings; ValueError with a
+    reader-facing message otherwise."""
+    if not args:
+        raise ValueError("Say how often.")
+    kind, rest = args[0].lower(), [a.lower() for a in args[1:]]
+    aliases = {"now": "now", "instant": INSTANT, "asap": INSTANT, "live": INSTANT}
+    cadence = aliases.get(kind, kind)
+    if cadence not in (INSTANT, DAILY, WEEKLY):
+        raise ValueError(f"I do not know the digest kind “{args[0][:30]}”.")
+    weekday, hour = current.weekday, current.hour
+    for token in rest:
+        if token[:3] in WEEKDAYS and cadence == WEEKLY:
+            weekday = WEEKDAYS.index(token[:3])
+        elif token.removesuffix(":00").isdigit() and 0 <= int(token.removesuffix(":00")) <= 23:
+            hour = int(token.removesuffix(":00"))
+        else:
+            raise ValueError(f"I could not read “{token[:30]}”: use an hour 0-23 or a weekday.")
+    return dataclasses.replace(current, cadence=cadence, hour=hour, weekday=weekday)
+
+
+async def _change_schedule(
+    context: BotContext, chat_id: int, chat_type: str, schedule: Schedule
+) -> Subscriber:
+    store = context.services.state.subscribers
+    reader = await asyncio.to_thread(store.set_schedule, chat_id, chat_type, schedule, _now())
+    job_queue = job_queue_of(context)
+    if job_queue is not None:
+        ensure_digest_job(job_queue, context.services, reader.schedule.slot)
+    return reader
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+async def on_follow(update: Update, context: BotContext) -> None:
+    """/follow <topic>."""
+    message, chat = update.effective_message, update.effective_chat
+    assert message is not None and chat is not None
+    raw = " ".join(context.args or [])
+    if not raw.strip():
+        await send_parts(context, chat.id, [render_digest.follow_usage_message()])
+        return
+    try:
+        text = normalize_topic(raw)
+    except ValueError as exc:
+        await send_parts(context, chat.id, [render_digest.topic_problem_message(str(exc))])
+        return
+    store = context.services.state.subscribers
+    try:
+        topic, added = await asyncio.to_thread(
+            store.follow, chat.id, chat.type, text, default_schedule(context), _now()
+        )
+    except TooManyTopics as exc:
+        await send_parts(context, chat.id, [render_digest.topic_problem_message(str(exc))])
+        return
+    reader = await _reader(context, chat.id)
+    assert reader is not None
+    job_queue = job_queue_of(context)
+    if job_queue is not None:
+        ensure_digest_job(job_queue, context.services, reader.schedule.slot)
+    reply = render_digest.followed_message(topic, added, reader.schedule, _now())
+    await send_parts(context, chat.id, [reply])
+
+
+async def on_unfollow(update: Update, context: BotContext) -> None:
+    """/unfollow <topic>; without a topic, the list with remove buttons."""
+    chat = update.effective_chat
+    assert chat is not None
+    raw = " ".join(context.args or []).strip()
+    if not raw:
+        await on_following(update, context)
+        return
+    removed = await asyncio.to_thread(
+        context.services.state.subscribers.unfollow, chat.id, " ".join(raw.split())
+    )
+    await send_parts(context, chat.id, [render_digest.unfollowed_message(removed, raw)])
+
+
+async def on_following(update: Update, context: BotContext) -> None:
+    """/following: the topics, each with a remove button."""
+    chat = update.effective_chat
+    assert chat is not None
+    reader = await _reader(context, chat.id)
+    topics = list(reader.topics) if reader and reader.active else []
+    text = render_digest.following_message(topics, reader.schedule if reader else None, _now())
+    keyboard = render_digest.following_keyboard(topics)
+    await send_parts(context, chat.id, [text], keyboard)
+
+
+async def on_digest(update: Update, context: BotContext) -> None:
+    """/digest: settings; /digest daily 7 | weekly fri 18 | instant | now."""
+    chat = update.effective_chat
+    assert chat is not None
+    args = context.args or []
+    reader = await _reader(context, chat.id)
+    current = reader.schedule if reader else default_schedule(context)
+    if not args:
+        topics = len(reader.topics) if reader else 0
+        text = render_digest.digest_settings_message(current, _now(), topics)
+        await send_parts(context, chat.id, [text], render_digest.digest_keyboard())
+        return
+    if args[0].lower() == "now":
+        await send_preview(context, chat.id)
+        return
+    try:
+        schedule = parse_digest_args(args, current)
+    except ValueError as exc:
+        await send_parts(context, chat.id, [render_digest.digest_usage_message(str(exc))])
+        return
+    reader = await _change_schedule(context, chat.id, chat.type, schedule)
+    await send_parts(
+        context, chat.id, [render_digest.schedule_changed_message(reader.schedule, _now())]
+    )
+
+
+async def on_timezone(update: Update, context: BotContext) -> None:
+    """/timezone Asia/Gaza | Cairo | UTC+2."""
+    chat = update.effective_chat
+    assert chat is not None
+    raw = " ".join(context.args or [])
+    if not raw.strip():
+        await send_parts(context, chat.id, [render_digest.timezone_usage_message()])
+        return
+    try:
+        name = parse_timezone(raw)
+    except TimezoneError as exc:
+        await send_parts(context, chat.id, [render_digest.timezone_usage_message(str(exc))])
+        return
+    reader = await _reader(context, chat.id)
+    current = reader.schedule if reader else default_schedule(context)
+    reader = await _change_schedule(
+        context, chat.id, chat.type, dataclasses.replace(current, timezone=name)
+    )
+    await send_parts(
+        context,
+        chat.id,
+        [
+            render_digest.timezone_message(name, _now()),
+            render_digest.schedule_changed_message(reader.schedule, _now()),
+        ],
+    )
+
+
+async def send_preview(context: BotContext, chat_id: int) -> None:
+    """/digest now: what the next digest holds, without logging it as delivered."""
+    parts = await preview(context.services, chat_id)
+    if parts is None:
+        await send_parts(context, chat_id, [render_digest.no_topics_message()])
+        return
+    articles = sum(len(p.ids) for p in parts)
+    if not articles:
+        reader = await _reader(context, chat_id)
+        assert reader is not None
+        message = render_digest.nothing_new_message(reader.last_digest_at, reader.schedule.timezone)
+        await send_parts(context, chat_id, [message])
+        return
+    await send_parts(
+        context, chat_id, [render_digest.preview_header(articles), *(p.html for p in parts)]
+    )
+
+
+# -- buttons -------------------------------------------------------------------------------
+
+
+async def on_unfollow_button(update: Update, context: BotContext) -> None:
+    """A remove button under /following: unfollow, then show the list without it."""
+    query = update.callback_query
+    assert query is not None
+    topic_id = render_digest.parse_unfollow(query.data)
+    chat = query.message.chat if query.message else None
+    if topic_id is None or chat is None:
+        await query.answer(render.stale_button_notice())
+        return
+    store = context.services.state.subscribers
+    removed = await asyncio.to_thread(store.unfollow, chat.id, topic_id)
+    await query.answer(f"Stopped following {removed.text}" if removed else "Already removed")
+    reader = await _reader(context, chat.id)
+    topics = list(reader.topics) if reader else []
+    text = render_digest.following_message(topics, reader.schedule if reader else None, _now())
+    await query.edit_message_text(
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup(render_digest.following_keyboard(topics)),
+    )
+
+
+async def on_digest_button(update: Update, context: BotContext) -> None:
+    """Cadence and preview buttons under /digest."""
+    query = update.callback_query
+    assert query is not None
+    choice = render_digest.parse_digest_button(query.data)
+    chat = query.message.chat if query.message else None
+    if choice is None or chat is None:
+        await query.answer(render.stale_button_notice())
+        return
+    await query.answer()
+    if choice == "now":
+        await send_preview(context, chat.id)
+        return
+    reader = await _reader(context, chat.id)
+    current = reader.schedule if reader else default_schedule(context)
+    reader = await _change_schedule(
+        context, chat.id, chat.type, dataclasses.replace(current, cadence=choice)
+    )
+    await send_parts(
+        context, chat.id, [render_digest.schedule_changed_message(reader.schedule, _now())]
+    )
+
+
+# -- membership ----------------------------------------------------------------------------
+
+
+async def on_my_chat_member(update: Update, context: BotContext) -> None:
+    """The bot was blocked, kicked or left a chat: stop digests there; back: resume."""
+    change = update.my_chat_member
+    assert change is not None
+    status = change.new_chat_member.status
+    store = context.services.state.subscribers
+    chat_id = change.chat.id
+    if status in (ChatMember.BANNED, ChatMember.LEFT):
+        reason = "blocked the bot" if change.chat.type == "private" else f"bot {status}"
+        if await asyncio.to_thread(store.deactivate, chat_id, reason, _now()):
+            log.info("reader %s deactivated: %s", chat_id, reason)
+    elif status in (ChatMember.MEMBER, ChatMember.ADMINISTRATOR) and await asyncio.to_thread(
+        store.reactivate, chat_id, _now()
+    ):
+        log.info("reader %s is back; digests resume", chat_id)
