@@ -14,13 +14,14 @@ import signal
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import Bot, BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
     BaseHandler,
     BaseRateLimiter,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     InlineQueryHandler,
@@ -32,11 +33,13 @@ from telegram.ext import (
 from index import layout
 from index.coverage import CoverageIndex
 
-from . import admin, handlers
+from . import admin, handlers, subscriptions
 from .batcher import AskBatcher
 from .config import Config, ConfigError, TelegramSection
 from .errors import on_error
-from .scheduler import schedule_refresh
+from .leader import Lease
+from .metrics import BotMetrics
+from .scheduler import schedule_digests, schedule_lease, schedule_refresh
 from .services import BotApplication, BotContext, BotData, FinishedUpdates, ReportLimiter, Services
 from .state import StateDB
 
@@ -46,6 +49,10 @@ CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
 COMMANDS = (
     BotCommand("ask", "Ask a question about our coverage"),
     BotCommand("latest", "The newest stories"),
+    BotCommand("follow", "Follow a topic: new articles come in your digest"),
+    BotCommand("following", "Your topics (and how to stop following them)"),
+    BotCommand("digest", "When digests come; /digest now for a preview"),
+    BotCommand("timezone", "Your time zone for digests"),
     BotCommand("help", "What I do and how to ask"),
 )
 # Retries after Telegram's 429 before a send fails for good.
@@ -67,6 +74,12 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         (0, CommandHandler(["start", "help"], handlers.on_help, filters=new)),
         (0, CommandHandler("ask", handlers.on_ask, filters=new)),
         (0, CommandHandler("latest", handlers.on_latest, filters=new)),
+        # Following topics and digest settings.
+        (0, CommandHandler("follow", subscriptions.on_follow, filters=new)),
+        (0, CommandHandler("unfollow", subscriptions.on_unfollow, filters=new)),
+        (0, CommandHandler("following", subscriptions.on_following, filters=new)),
+        (0, CommandHandler("digest", subscriptions.on_digest, filters=new)),
+        (0, CommandHandler("timezone", subscriptions.on_timezone, filters=new)),
         # Admin commands (/sources, /addsource, /removesource, /refresh, /reindex, /stats,
         # /purge, /why), every one behind the one gatekeeper, admin.admin_only.
         *((0, handler) for handler in admin.command_handlers(new)),
@@ -81,9 +94,13 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         (0, CallbackQueryHandler(handlers.on_more, pattern=r"^m:")),
         (0, CallbackQueryHandler(handlers.on_feedback, pattern=r"^f:")),
         (0, CallbackQueryHandler(handlers.on_example, pattern=r"^x:")),
+        (0, CallbackQueryHandler(subscriptions.on_unfollow_button, pattern=r"^u:")),
+        (0, CallbackQueryHandler(subscriptions.on_digest_button, pattern=r"^d:")),
         (0, CallbackQueryHandler(handlers.on_stale_button)),
         # Inline mode: @bot question, in any chat.
         (0, InlineQueryHandler(handlers.on_inline_query)),
+        # The bot blocked, removed from a group, or back: digests stop or resume.
+        (0, ChatMemberHandler(subscriptions.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)),
         # Last, after the handlers above and any error handling: the update is done.
         (99, TypeHandler(Update, handlers.on_finished)),
     ]
@@ -92,17 +109,22 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
 def open_services(config: Config, index: CoverageIndex | None = None) -> Services:
     """The services for a configuration (``index`` lets tests share one)."""
     index = index or CoverageIndex(config.data_dir, config.index_settings())
+    metrics = BotMetrics(config.metrics)
     state = StateDB(config.state_url)
     state.sources.seed((s.kind, s.url, s.name) for s in config.sources)
     return Services(
         index=index,
-        batcher=AskBatcher(index),
+        batcher=AskBatcher(index, metrics=metrics),
         state=state,
         settings=config.telegram,
         reports=ReportLimiter(config.telegram.error_report_seconds),
         finished=FinishedUpdates(),
         refresh=config.refresh,
         fetch=config.refresh.fetch_settings(),
+        digests=config.digests,
+        topic_settings=config.topic_settings(),
+        metrics=metrics,
+        lease=Lease(state.engine, ttl=timedelta(seconds=config.state.lease_seconds)),
     )
 
 
@@ -119,6 +141,21 @@ def check_settings(settings: TelegramSection) -> None:
             )
 
 
+def api_urls(settings: TelegramSection) -> tuple[str, str]:
+    """The Bot API's method and file base URLs for ``api_base_url``."""
+    base = settings.api_base_url.rstrip("/")
+    return base, re.sub(r"/bot$", "/file/bot", base)
+
+
+def bot_for(settings: TelegramSection) -> Bot:
+    """A plain Bot for one-off jobs outside the running application (`coverbot digests
+    run`); digest sends are paced by ``SendPacer``, so no rate limiter is attached."""
+    if settings.api_base_url:
+        base, files = api_urls(settings)
+        return Bot(settings.token, base_url=base, base_file_url=files)
+    return Bot(settings.token)
+
+
 def build_application(
     services: Services, *, rate_limiter: BaseRateLimiter[int] | None = None
 ) -> BotApplication:
@@ -132,8 +169,8 @@ def build_application(
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=FLOOD_RETRIES))
     )
     if settings.api_base_url:
-        base = settings.api_base_url.rstrip("/")
-        builder = builder.base_url(base).base_file_url(re.sub(r"/bot$", "/file/bot", base))
+        base, files = api_urls(settings)
+        builder = builder.base_url(base).base_file_url(files)
     app: BotApplication = builder.build()  # type: ignore[assignment]
     app.bot_data.services = services
     for group, handler in handler_table():
@@ -155,12 +192,18 @@ async def startup(app: BotApplication) -> None:
     if stats.articles == 0:
         log.warning("the index is empty: import coverage with `coverbot import`")
     log.info("%d articles indexed", stats.articles)
+    services.metrics.observe_index(stats.articles, stats.passages)
+    services.metrics.start()
     await prune_answers(app.bot_data)
     assert app.job_queue is not None
     app.job_queue.run_repeating(
         prune_answers_job, interval=PRUNE_EVERY, first=PRUNE_EVERY, name="prune-answers"
     )
     schedule_refresh(app.job_queue, services.refresh)
+    if services.digests.enabled:
+        slots = await asyncio.to_thread(schedule_digests, app.job_queue, services)
+        log.info("digest jobs for %d slots", len(slots))
+    schedule_lease(app.job_queue, services)
     await app.bot.set_my_commands(COMMANDS)
 
 
@@ -216,7 +259,10 @@ async def serve(app: BotApplication, stop: asyncio.Event) -> None:
                     await app.stop()
     finally:
         await services.batcher.stop()
+        if services.lease is not None and services.lease.held:
+            await asyncio.to_thread(services.lease.release)
         services.state.close()
+        services.metrics.stop()
     log.info("coverbot stopped")
 
 

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from index.answer import Answer
 from index.coverage import CoverageIndex
 
+from .metrics import BotMetrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -30,9 +32,17 @@ Pending = tuple[str, "asyncio.Future[Answer]"]
 class AskBatcher:
     """Collects questions for ``window`` seconds, then answers up to ``max_batch`` at once."""
 
-    def __init__(self, index: CoverageIndex, *, window: float = 0.005, max_batch: int = 32):
-        """Nothing runs until :meth:`start`."""
+    def __init__(
+        self,
+        index: CoverageIndex,
+        *,
+        window: float = 0.005,
+        max_batch: int = 32,
+        metrics: BotMetrics | None = None,
+    ):
+        """Nothing runs until :meth:`start`; every question is counted in ``metrics``."""
         self.index = index
+        self.metrics = metrics or BotMetrics()
         self.window = window
         self.max_batch = max_batch
         self.batches = 0
@@ -68,8 +78,14 @@ class AskBatcher:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
         self._queue.put_nowait((question, future))
-        answer = await future
-        self.latencies.append(time.perf_counter() - started)
+        try:
+            answer = await future
+        except Exception:
+            self.metrics.observe_answer("failed", time.perf_counter() - started)
+            raise
+        seconds = time.perf_counter() - started
+        self.latencies.append(seconds)
+        self.metrics.observe_answer("answered" if answer.answered else "declined", seconds)
         return answer
 
     def latency_percentiles(self) -> tuple[float, float] | None:

@@ -270,6 +270,13 @@ def chat(config: Config, name: str) -> None:
     help="Calibrate coverbot's decline threshold on dev too, instead of the config's.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write a PNG chart of the systems side by side (needs coverbot[plot]).",
+)
 @click.pass_obj
 def eval_cmd(
     config: Config,
@@ -278,10 +285,18 @@ def eval_cmd(
     split: str,
     calibrate: bool,
     as_json: bool,
+    plot_path: Path | None,
 ) -> None:
     """Score answers against a question set (right fact in excerpt 1, 1-3, MRR, declines)."""
     from index.evaluation import GoldMatcher, baseline_settings, load_questions, run_system, score
 
+    from . import eval_plot
+
+    if plot_path is not None:
+        try:
+            eval_plot.ensure_available()
+        except eval_plot.PlotUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
     index = open_index(config)
     questions = load_questions(questions_path)
     gold = GoldMatcher(
@@ -308,6 +323,10 @@ def eval_cmd(
             "threshold": round(run.threshold, 3),
             "by_style_fact@1": {k: round(100 * v, 1) for k, v in scores.by_style.items()},
         }
+    if plot_path is not None:
+        title = f"coverbot eval: {questions_path.name}, split {split} ({len(keep)} questions)"
+        eval_plot.plot_eval(table, plot_path, title)
+        click.echo(f"chart written to {plot_path}", err=True)
     if as_json:
         click.echo(json.dumps({"questions": len(keep), "split": split, "systems": table}))
         return
@@ -319,14 +338,24 @@ def eval_cmd(
 
 
 def _add_admin_commands() -> None:
-    """`sources`, `refresh` and `reindex` live in their own module."""
-    from .cli_admin import refresh, reindex, sources
+    """`sources`, `refresh`, `reindex` and `digests` live in their own module."""
+    from .cli_admin import digests, refresh, reindex, sources
 
-    for command in (sources, refresh, reindex):
+    for command in (sources, refresh, reindex, digests):
         cli.add_command(command)
 
 
 _add_admin_commands()
+
+
+def _add_health_command() -> None:
+    """`health` (the container's HEALTHCHECK) lives beside its checks."""
+    from .health import health
+
+    cli.add_command(health)
+
+
+_add_health_command()
 
 
 def main() -> None:

@@ -120,3 +120,61 @@ def reindex(config: Config) -> None:
         bar.close()
     click.echo(f"rebuilt as {fresh.generation}: {report.summary()}")
     click.echo("a running bot serves the new index after its next start")
+
+
+@click.group()
+def digests() -> None:
+    """Digests of followed topics: run one now, or see the delivery log."""
+
+
+@digests.command("run")
+@click.option(
+    "--slot", default=None, help="One cadence slot, e.g. daily:08:Asia/Gaza (default all)."
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="The clock to plan at, ISO 8601 with offset (default: now); for backfills and tests.",
+)
+@click.pass_obj
+def digests_run(config: Config, slot: str | None, now_text: str | None) -> None:
+    """Plan for the readers due now and send, then exit (a running bot does this on its
+    schedule; runs never overlap within one process, use one at a time)."""
+    from datetime import UTC, datetime
+
+    from .app import bot_for, check_settings
+    from .digests import run_digests
+
+    check_settings(config.telegram)
+    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
+    if now.tzinfo is None:
+        raise click.BadParameter("give the time with its offset, e.g. 2026-05-04T09:00:00+00:00")
+
+    async def work(services: Any) -> Any:
+        async with bot_for(config.telegram) as bot:
+            await asyncio.to_thread(services.state.subscribers.recover_interrupted)
+            return await run_digests(bot, services, slot, now)
+
+    report = _with_services(config, work)
+    click.echo(report.summary())
+    for error in report.errors[:20]:
+        click.echo(f"  {error}", err=True)
+
+
+@digests.command("status")
+@click.pass_obj
+def digests_status(config: Config) -> None:
+    """Readers by cadence and the delivery log of the last day."""
+    from .state import StateDB
+
+    state = StateDB(config.state_url)
+    counts = state.subscribers.counts()
+    state.close()
+    by_cadence = ", ".join(f"{k} {v}" for k, v in sorted(counts.active_by_cadence.items()))
+    click.echo(f"active readers: {sum(counts.active_by_cadence.values())} ({by_cadence or 'none'})")
+    click.echo(f"inactive readers: {counts.inactive}")
+    click.echo(f"topics: {counts.topics} ({counts.distinct_topics} distinct)")
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_status.items()))
+    click.echo(f"deliveries, last 24 hours: {statuses or 'none'}")
+    click.echo(f"last run: {counts.last_run_at or 'never'}")

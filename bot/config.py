@@ -15,10 +15,14 @@ from index.answer import AnswerSettings
 from index.coverage import IndexSettings
 from index.fetch import DEFAULT_USER_AGENT, MB, FetchSettings
 from index.retrieval import RetrievalSettings
+from index.topics import TopicSettings
 
 ENV_CONFIG = "COVERBOT_CONFIG"
 ENV_DATA_DIR = "COVERBOT_DATA_DIR"
 ENV_TOKEN = "TELEGRAM_TOKEN"
+# Service URLs from the environment (a container's compose file), over the config file.
+ENV_CHROMA_URL = "COVERBOT_CHROMA_URL"
+ENV_STATE_URL = "COVERBOT_STATE_URL"
 DEFAULT_DATA_DIR = Path("coverbot-data")
 
 
@@ -62,9 +66,10 @@ class TelegramSection:
 
 @dataclass(frozen=True, slots=True)
 class StateSection:
-    """[state]: the bot's own database (feedback, answers for "More", later subscriptions)."""
+    """[state]: the bot's own database (feedback, answers, sources, subscribers, digests)."""
 
     url: str = ""
+    lease_seconds: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +102,40 @@ class RefreshSection:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestsSection:
+    """[digests]: followed topics, digest defaults and how fast digests are sent."""
+
+    enabled: bool = True
+    default_cadence: str = "daily"
+    default_hour: int = 8
+    default_timezone: str = "UTC"
+    max_topics: int = 20
+    max_articles: int = 30
+    instant_check_minutes: int = 10
+    messages_per_second: float = 25.0
+    chat_seconds: float = 1.0
+    group_seconds: float = 3.0
+    max_attempts: int = 5
+    misfire_grace_seconds: int = 3600
+    meaning_threshold: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class SourceEntry:
     """One [[sources]] table: a source seeded into the state database at start."""
 
     kind: str
     url: str
     name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSection:
+    """[metrics]: the running bot's Prometheus endpoint (off by default)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = 9108
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +155,8 @@ class Config:
     telegram: TelegramSection = field(default_factory=TelegramSection)
     state: StateSection = field(default_factory=StateSection)
     refresh: RefreshSection = field(default_factory=RefreshSection)
+    digests: DigestsSection = field(default_factory=DigestsSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     sources: tuple[SourceEntry, ...] = ()
     path: str | None = None
@@ -145,6 +180,10 @@ class Config:
             retrieval=self.retrieval,
             answer=self.answer,
         )
+
+    def topic_settings(self) -> TopicSettings:
+        """How followed topics are matched to new articles."""
+        return TopicSettings(meaning_threshold=self.digests.meaning_threshold)
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -190,6 +229,8 @@ _SECTIONS = {
     "telegram": TelegramSection,
     "state": StateSection,
     "refresh": RefreshSection,
+    "digests": DigestsSection,
+    "metrics": MetricsSection,
     "logging": LoggingSection,
 }
 
@@ -248,6 +289,29 @@ def _validate(config: Config) -> None:
         raise ConfigError("refresh.full_listing_every must be at least 1")
     if config.refresh.notify_after_failures < 1:
         raise ConfigError("refresh.notify_after_failures must be at least 1")
+    if config.state.lease_seconds < 3:
+        raise ConfigError("state.lease_seconds must be at least 3")
+    _validate_digests(config.digests)
+    if not 0 <= config.metrics.port <= 65535:
+        raise ConfigError("metrics.port must be 0-65535 (0: any free port)")
+
+
+def _validate_digests(digests: DigestsSection) -> None:
+    from .cadence import CADENCES, TimezoneError, zone_of
+
+    if digests.default_cadence not in CADENCES:
+        raise ConfigError(f"digests.default_cadence must be one of {', '.join(CADENCES)}")
+    if not 0 <= digests.default_hour <= 23:
+        raise ConfigError("digests.default_hour must be 0-23")
+    try:
+        zone_of(digests.default_timezone)
+    except TimezoneError as exc:
+        raise ConfigError(f"digests.default_timezone: {exc}") from exc
+    if digests.messages_per_second <= 0:
+        raise ConfigError("digests.messages_per_second must be above 0")
+    for key in ("max_topics", "max_articles", "instant_check_minutes", "max_attempts"):
+        if getattr(digests, key) < 1:
+            raise ConfigError(f"digests.{key} must be at least 1")
 
 
 def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:
@@ -276,4 +340,12 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         config = dataclasses.replace(
             config, telegram=dataclasses.replace(config.telegram, token=token)
         )
+    chroma_url = os.environ.get(ENV_CHROMA_URL)
+    if chroma_url:
+        config = dataclasses.replace(
+            config, index=dataclasses.replace(config.index, chroma_url=chroma_url)
+        )
+    state_url = os.environ.get(ENV_STATE_URL)
+    if state_url:
+        config = dataclasses.replace(config, state=dataclasses.replace(config.state, url=state_url))
     return config

@@ -68,6 +68,11 @@ class RefreshReport:
     seconds: float = 0.0
 
     @property
+    def added(self) -> int:
+        """New articles over all sources (instant digests wait for these)."""
+        return sum(s.added for s in self.sources)
+
+    @property
     def health_changed(self) -> bool:
         """Some source started failing or recovered (admins want to know)."""
         return bool(self.started_failing or self.recovered)
@@ -114,6 +119,11 @@ async def refresh(
             log.info("refresh skipped: another process is writing the index")
             return RefreshReport(busy=True)
         report.seconds = time.perf_counter() - t0
+        stats = await services.batcher.call(services.index.stats, False)
+    services.metrics.observe_index(stats.articles, stats.passages)
+    services.metrics.observe_refreshes(
+        (item.label, item.ok) for item in report.sources if item.skipped_until is None
+    )
     for item in report.sources:
         log.info("refresh %s: %s", item.label, summary_line(item))
     return report

@@ -7,6 +7,7 @@ added when a reader picks a slot nobody had; a job whose slot has emptied finds 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -47,7 +48,10 @@ def schedule_refresh(job_queue: JobQueue[BotContext], settings: RefreshSection) 
 
 
 async def refresh_job(context: BotContext) -> None:
-    """The scheduled refresh; skipped while an admin's refresh or rebuild runs."""
+    """The scheduled refresh; skipped while an admin's refresh or rebuild runs, and on
+    replicas that do not hold the scheduler lease."""
+    if not context.services.leads:
+        return
     report = await refresh(context.services, wait=False)
     if report.busy:
         log.info("scheduled refresh skipped: a refresh or rebuild is running")
@@ -66,6 +70,50 @@ def trigger_instant_digests(context: BotContext, added: int) -> None:
 def job_queue_of(context: BotContext) -> JobQueue[BotContext] | None:
     """The application's job queue, typed for our context."""
     return cast("JobQueue[BotContext] | None", context.job_queue)
+
+
+LEASE_JOB = "scheduler-lease"
+
+
+def schedule_lease(job_queue: JobQueue[BotContext], services: Services) -> None:
+    """Take or renew the scheduler lease every third of its time."""
+    if services.lease is None:
+        return
+    job_queue.run_repeating(
+        lease_job,
+        interval=services.lease.ttl / 3,
+        first=0,
+        name=LEASE_JOB,
+        job_kwargs={"coalesce": True, "max_instances": 1},
+    )
+
+
+async def lease_job(context: BotContext) -> None:
+    """Renew the lease; on taking it over, finish what the last holder left."""
+    services = context.services
+    lease = services.lease
+    assert lease is not None
+    was_held = lease.held
+    if await asyncio.to_thread(lease.acquire) and not was_held:
+        await take_charge(context)
+
+
+async def take_charge(context: BotContext) -> None:
+    """This replica now runs the jobs: deliveries cut off mid-send are settled, and the
+    digests due meanwhile (or left waiting) go out."""
+    services = context.services
+    if not services.digests.enabled:
+        return
+    await asyncio.to_thread(services.state.subscribers.recover_interrupted)
+    job_queue = job_queue_of(context)
+    if job_queue is not None:
+        job_queue.run_once(catch_up_digests, when=0, name="digest:catch-up")
+
+
+async def catch_up_digests(context: BotContext) -> None:
+    """Every slot's readers that are due, and deliveries left waiting."""
+    if context.services.leads:
+        await run_digests(context.bot, context.services, None)
 
 
 def digest_job_id(slot: str) -> str:
@@ -123,6 +171,8 @@ def schedule_digests(job_queue: JobQueue[BotContext], services: Services) -> lis
 async def digest_job(context: BotContext) -> None:
     """A slot's scheduled run: plan for its due readers at this moment, then send."""
     assert context.job is not None
+    if not context.services.leads:
+        return
     slot = str(context.job.data)
     await run_digests(context.bot, context.services, slot, datetime.now(UTC))
 

@@ -17,6 +17,7 @@ from index.topics import TopicSettings
 
 from .batcher import AskBatcher
 from .config import DigestsSection, RefreshSection, TelegramSection
+from .leader import Lease
 from .metrics import BotMetrics
 from .pacing import SendPacer
 from .state import StateDB
@@ -95,6 +96,8 @@ class Services:
     # Held by a digest run: runs never overlap.
     digest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pacer: SendPacer = field(init=False)
+    # None: the only replica, always in charge of scheduled jobs.
+    lease: Lease | None = None
 
     def __post_init__(self) -> None:
         self.pacer = SendPacer(self.digests)
@@ -104,6 +107,11 @@ class Services:
         old, self.index = self.index, index
         self.batcher.index = index
         return old
+
+    @property
+    def leads(self) -> bool:
+        """Whether this replica runs the scheduled jobs (refresh, digests)."""
+        return self.lease is None or self.lease.held
 
     def is_admin(self, user_id: int | None) -> bool:
         """The one gatekeeper for admin rights: the user ids listed in the config."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .leader import create_lease_table
 from .source_registry import SourceRegistry, create_source_tables
 from .subscribers import SubscriberStore, create_subscription_tables
 
@@ -76,12 +77,18 @@ def _v3_subscriptions(conn: Connection) -> None:
     create_subscription_tables(conn)
 
 
+def _v4_leases(conn: Connection) -> None:
+    """The lease that picks the one replica running scheduled jobs."""
+    create_lease_table(conn)
+
+
 # When a later migration alters a table above, keep the old definition for the earlier
 # migration's use instead of changing what it creates.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_answers_and_feedback,
     _v2_sources,
     _v3_subscriptions,
+    _v4_leases,
 ]
 
 

@@ -20,7 +20,8 @@ from .embeddings import Embedder
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
 from .retrieval import RetrievalSettings, ScoredPassage, hybrid_search
-from .store import ArticleStore
+from .store import ArticleStore, StoredArticle
+from .topics import TopicMatch, TopicSettings, match_topics
 from .vectors import VectorStore, make_client
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ class CoverageIndex:
             report = fresh.import_articles(
                 (s.article for s in self.store.iter_articles()), progress=progress
             )
+            # Re-imported articles would all look new to digests; keep when each first arrived.
+            fresh.store.copy_first_seen(self.store)
             fresh.lexical  # noqa: B018 - build the BM25 index before serving
             fresh.store.set_meta("rebuilt_from", self.generation)
             layout.switch_to(self.data_dir, name)
@@ -303,6 +306,24 @@ class CoverageIndex:
     def latest(self, limit: int = 10) -> list[Article]:
         """Newest articles first."""
         return self.store.latest(limit)
+
+    def arrivals(self, since: datetime, until: datetime | None = None) -> list[StoredArticle]:
+        """Articles first seen after `since` and up to `until` (default now), newest first.
+
+        Times are timezone-aware. An article's first_seen is taken a moment before its
+        import commits, so a digest should read up to a little before now and start its next
+        window where this one ended, or an article committing meanwhile falls between them.
+        """
+        return self.store.arrivals(since, until)
+
+    def match_topics(
+        self,
+        topics: Sequence[str],
+        articles: Sequence[StoredArticle],
+        settings: TopicSettings | None = None,
+    ) -> dict[str, list[TopicMatch]]:
+        """For each topic, which of `articles` match it (see `index.topics.match_topics`)."""
+        return match_topics(self, topics, articles, settings)
 
     def stats(self, with_vectors: bool = True) -> IndexStats:
         """Counts and settings; `with_vectors=False` avoids opening Chroma."""

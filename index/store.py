@@ -13,7 +13,7 @@ from pathlib import Path
 from .articles import Article
 from .passages import Passage, Span
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS articles (
     category TEXT,
     ext_id TEXT,
     content_hash TEXT NOT NULL,
-    indexed_at TEXT NOT NULL
+    indexed_at TEXT NOT NULL,
+    first_seen TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at);
 CREATE TABLE IF NOT EXISTS passages (
@@ -53,10 +54,46 @@ class StoredArticle:
     article: Article
     content_hash: str
     indexed_at: str
+    # When the article's key was first saved; kept through updates and rebuilds.
+    first_seen: datetime
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _stamp(moment: datetime) -> str:
+    """A first_seen value: UTC to the microsecond, so arrival windows compare as text."""
+    if moment.tzinfo is None:
+        raise ValueError("first_seen times must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a store made by an older coverbot up to this schema, in place."""
+    columns = {r["name"] for r in conn.execute("PRAGMA table_info(articles)")}
+    if "first_seen" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have upgraded the store while this one waited for the lock.
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(articles)")}
+            if "first_seen" not in columns:
+                conn.execute("ALTER TABLE articles ADD COLUMN first_seen TEXT")
+                # Schema 1 kept only the last indexing time ("...T12:00:00+00:00"): the best
+                # known arrival, written in first_seen's microsecond form.
+                conn.execute(
+                    "UPDATE articles SET first_seen = substr(indexed_at, 1, 19) || "
+                    "'.000000+00:00' WHERE first_seen IS NULL"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.execute("CREATE INDEX IF NOT EXISTS articles_first_seen ON articles (first_seen)")
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+        (str(SCHEMA_VERSION), SCHEMA_VERSION),
+    )
 
 
 def _row_to_article(row: sqlite3.Row) -> StoredArticle:
@@ -72,7 +109,8 @@ def _row_to_article(row: sqlite3.Row) -> StoredArticle:
         category=row["category"],
         id=row["ext_id"],
     )
-    return StoredArticle(row["key"], article, row["content_hash"], row["indexed_at"])
+    first_seen = datetime.fromisoformat(row["first_seen"] or row["indexed_at"])
+    return StoredArticle(row["key"], article, row["content_hash"], row["indexed_at"], first_seen)
 
 
 def _row_to_passage(row: sqlite3.Row) -> Passage:
@@ -93,6 +131,7 @@ class ArticleStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            _upgrade(conn)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -173,14 +212,16 @@ class ArticleStore:
         """Insert or replace articles and all their passages in one transaction."""
         conn = self._conn()
         now = _now()
+        first_seen = _stamp(datetime.now(UTC))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for article, passages in items:
                 conn.execute("DELETE FROM passages WHERE article_key = ?", (article.key,))
+                # first_seen is written on the first insert only: an edit is not an arrival.
                 conn.execute(
                     "INSERT INTO articles (key, url, title, body, published_at, updated_at, "
-                    "author, source, tags, category, ext_id, content_hash, indexed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "author, source, tags, category, ext_id, content_hash, indexed_at, "
+                    "first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET "
                     "url=excluded.url, title=excluded.title, body=excluded.body, "
                     "published_at=excluded.published_at, updated_at=excluded.updated_at, "
@@ -201,6 +242,7 @@ class ArticleStore:
                         article.id,
                         article.content_hash,
                         now,
+                        first_seen,
                     ),
                 )
                 conn.executemany(
@@ -297,6 +339,15 @@ class ArticleStore:
         """Every stored passage id."""
         return {r[0] for r in self._conn().execute("SELECT id FROM passages")}
 
+    def passage_id_sample(self, limit: int) -> list[str]:
+        """Up to `limit` passage ids, the same ones on every call for the same store.
+
+        Ids begin with a hash of the article's URL, so the first ones in id order are
+        passages of articles spread evenly over the whole coverage.
+        """
+        rows = self._conn().execute("SELECT id FROM passages ORDER BY id LIMIT ?", (limit,))
+        return [r[0] for r in rows]
+
     # -- listing ----------------------------------------------------------------------
 
     def latest(self, limit: int = 10) -> list[Article]:
@@ -307,6 +358,29 @@ class ArticleStore:
             (limit,),
         )
         return [_row_to_article(r).article for r in rows]
+
+    def arrivals(self, since: datetime, until: datetime | None = None) -> list[StoredArticle]:
+        """Articles first seen in (since, until], newest first; `until` defaults to now."""
+        rows = self._conn().execute(
+            "SELECT * FROM articles WHERE first_seen > ? AND first_seen <= ? "
+            "ORDER BY first_seen DESC, key",
+            (_stamp(since), _stamp(until or datetime.now(UTC))),
+        )
+        return [_row_to_article(r) for r in rows]
+
+    def copy_first_seen(self, other: ArticleStore) -> None:
+        """Take each article's first_seen from `other` (the generation a rebuild started from)."""
+        times = [
+            (r[0], r[1]) for r in other._conn().execute("SELECT first_seen, key FROM articles")
+        ]
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("UPDATE articles SET first_seen = ? WHERE key = ?", times)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def counts(self) -> dict[str, int]:
         """Numbers of articles, passages and distinct sources."""

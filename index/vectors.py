@@ -128,17 +128,17 @@ class VectorStore:
             offset += len(page["ids"])
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Stored vectors for the given passage ids."""
-        if not ids:
-            return {}
-        page = self.collection.get(ids=list(ids), include=["embeddings"])
-        embeddings = page["embeddings"]
-        if embeddings is None:
-            return {}
-        return {
-            pid: np.asarray(vec, dtype=np.float32)
-            for pid, vec in zip(page["ids"], list(embeddings), strict=True)
-        }
+        """Stored vectors for the given passage ids; ids without a vector are left out."""
+        out: dict[str, np.ndarray] = {}
+        # In batches: a digest may ask for the passages of thousands of new articles at once.
+        for i in range(0, len(ids), _WRITE_BATCH):
+            page = self.collection.get(ids=list(ids[i : i + _WRITE_BATCH]), include=["embeddings"])
+            embeddings = page["embeddings"]
+            if embeddings is None:
+                continue
+            for pid, vec in zip(page["ids"], list(embeddings), strict=True):
+                out[pid] = np.asarray(vec, dtype=np.float32)
+        return out
 
     def query(self, vector: np.ndarray, k: int) -> list[VectorHit]:
         """Nearest passages to a unit query vector, most similar first."""

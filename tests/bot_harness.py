@@ -18,7 +18,7 @@ import pytest
 from telegram.ext import BaseRateLimiter
 
 from bot.app import build_application, open_services, serve
-from bot.config import Config, IndexSection, RefreshSection, TelegramSection
+from bot.config import Config, IndexSection, MetricsSection, RefreshSection, TelegramSection
 from bot.sandbox import BotApiSandbox
 from bot.services import BotApplication, BotContext, Services
 from index.coverage import CoverageIndex
@@ -91,6 +91,7 @@ def start_bot(
     *,
     rate_limiter: BaseRateLimiter[int] | None = None,
     refresh: RefreshSection | None = None,
+    metrics: MetricsSection | None = None,
     **telegram: Any,
 ) -> InProcessBot:
     """Start a sandbox and the bot over ``index`` on ``loop``; wait until it polls."""
@@ -103,6 +104,7 @@ def start_bot(
         index=IndexSection(data_dir=str(state_dir)),
         telegram=settings,
         refresh=refresh or RefreshSection(),
+        metrics=metrics or MetricsSection(),
     )
     services = open_services(config, index=index)
     app = build_application(services, rate_limiter=rate_limiter)

@@ -16,6 +16,7 @@ from index.articles import Article
 from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder
 from index.importers import read_paths
+from tests import backends
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "index" / "sample" / "articles.jsonl"
@@ -35,6 +36,18 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def pytest_report_header() -> str:
+    return backends.describe()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Embedded Chroma and SQLite, or the servers COVERBOT_TEST_CHROMA and
+    COVERBOT_TEST_STATE_URL name (see tests/backends.py), for every test of the session."""
+    with backends.configured(tmp_path_factory.mktemp("servers")):
+        yield
 
 
 @pytest.fixture(scope="session")

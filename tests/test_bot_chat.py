@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from bot.chat import format_message
 from bot.cli import cli
 from index.coverage import CoverageIndex
+from tests.backends import state_rows
 
 
 def test_format_message_shows_entities_readably() -> None:
@@ -66,4 +67,5 @@ def test_scripted_chat_session(tmp_path: Path, sample_index: CoverageIndex) -> N
     assert "• Mediators present revised Gaza proposal as talks resume in Doha <https://" in out
     assert "(no button 9;" in out
     assert "never read" not in out
-    assert (tmp_path / "data" / "state.sqlite3").exists()
+    # The reader's vote is in the chat's own state database (SQLite in the data dir by default).
+    assert ("helpful",) in state_rows(tmp_path / "data", "SELECT kind FROM feedback")

@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 
 from bot.sandbox import BotApiSandbox
 from index.coverage import CoverageIndex
+from tests.backends import servers_toml, state_rows
 from tests.bot_harness import LoopThread
 
 TOKEN = "987654:operator-token"
@@ -70,6 +70,8 @@ def operator_bot(
         f'[telegram]\napi_base_url = "{sandbox.base_url}"\nexcerpts_per_message = 2\n'
         # Wide answers, so that "More" has something to show whatever the tuning.
         "[answer]\nrelative_floor = 0.0\ndecline_below = 0.01\n"
+        # The Chroma server and PostgreSQL of a server-mode run (nothing by default).
+        + servers_toml(data_dir)
     )
     log = root / "bot.log"
     env = {**os.environ, "TELEGRAM_TOKEN": TOKEN, "COVERBOT_CONFIG": str(config)}
@@ -130,10 +132,8 @@ def test_reader_asks_presses_more_and_gives_feedback(operator_bot: OperatorBot) 
     operator_bot.run(_until(lambda: len(sandbox.callback_answers) == 3))
     assert sandbox.callback_answers[-1]["text"] == "Thanks, glad it helped."
 
-    with sqlite3.connect(operator_bot.data_dir / "state.sqlite3") as db:
-        rows = db.execute(
-            "SELECT kind, url, question, user_id FROM feedback ORDER BY id"
-        ).fetchall()
+    sql = "SELECT kind, url, question, user_id FROM feedback ORDER BY id"
+    rows = state_rows(operator_bot.data_dir, sql)
     assert [r[0] for r in rows] == ["wrong_quote", "helpful"]
     assert rows[1][1].startswith(ARTICLE) and rows[1][2] == QUESTION and rows[1][3] == reader.id
 

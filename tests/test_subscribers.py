@@ -32,7 +32,7 @@ def test_first_schema_version_is_upgraded_without_loss(
         old.record_feedback(answer_id, 0, 99, HELPFUL)
         old.close()
     db = StateDB(url)
-    assert db.current_version() == len(state.MIGRATIONS) == 3
+    assert db.current_version() == len(state.MIGRATIONS) == 4
     saved = db.get_answer(answer_id)
     assert saved is not None and saved.urls == ("https://a", "https://b")
     assert [(f.user_id, f.kind, f.url) for f in db.feedback()] == [(99, HELPFUL, "https://a")]

@@ -1,0 +1,326 @@
+"""Topics readers follow, and which new articles match them (for digests).
+
+A topic matches an article by its words (every content word of the topic, stemmed, occurs
+in the headline and body, close together) or by its meaning (the topic's embedding is nearer
+one of the article's stored passage vectors than it is to the coverage on average). Matching
+runs once per distinct topic, over the articles that arrived since the last digest, and
+re-encodes no article.
+
+Why "than the coverage on average": an outlet's articles share a subject (every passage of a
+Gaza outlet is about Gaza), so a topic like "Gaza reconstruction plan" has a high raw cosine
+with nearly every article, while "fishing" has a low one even with the article about
+fishermen. Subtracting the topic's similarity to the mean passage vector of the coverage
+(a fixed sample of it) puts topics on one scale: on benchmarks/topics/sample.jsonl meaning
+alone went from F1 0.54 (raw cosine, best threshold) to 0.71.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .lexical import tokenize
+from .passages import Passage, Span
+from .store import StoredArticle
+
+if TYPE_CHECKING:
+    from .coverage import CoverageIndex
+
+MAX_TOPIC_CHARS = 80
+MAX_TOPIC_WORDS = 8
+_CHUNK = re.compile(r"\S+")
+
+
+def normalize_topic(text: str) -> str:
+    """The topic as it will be stored and shown: trimmed, single spaces, case kept.
+
+    Raises ValueError with a reason a reader can act on. A topic of only common words
+    ("the", "who") is refused too: its words could never match and its meaning is vague.
+    """
+    topic = " ".join(text.split())
+    if not topic:
+        raise ValueError("The topic is empty: send a name or a few words, like “aid convoys”.")
+    if len(topic) > MAX_TOPIC_CHARS:
+        raise ValueError(
+            f"The topic is {len(topic)} characters long; keep it to {MAX_TOPIC_CHARS} or fewer."
+        )
+    if not any(ch.isalnum() for ch in topic):
+        raise ValueError("The topic needs letters or digits, like “ceasefire talks”.")
+    words = len(topic.split())
+    if words > MAX_TOPIC_WORDS:
+        raise ValueError(
+            f"The topic has {words} words; use at most {MAX_TOPIC_WORDS}, like “aid convoys”."
+        )
+    if not tokenize(topic):
+        raise ValueError(
+            f"“{topic}” has only common words; add a name or a subject, like “Rafah crossing”."
+        )
+    return topic
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """How topics match articles; the bot's `[digests]` config maps onto this."""
+
+    # How much nearer (in cosine) the topic must be to an article's best passage than to the
+    # coverage's average passage for the article to match by meaning (calibrated on
+    # benchmarks/topics/sample.jsonl with benchmarks/topic_match.py).
+    meaning_threshold: float = 0.22
+    # Passages whose mean vector stands for "the coverage on average"; 0 compares raw
+    # cosine similarities instead (the baseline in the benchmark).
+    baseline_passages: int = 4096
+    # A topic of several words matches by words only when all of them lie within this many
+    # consecutive content words (stop words not counted); None accepts them anywhere.
+    words_span: int | None = 8
+    excerpt_chars: int = 280
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatch:
+    """One article matching one topic, with a verbatim excerpt that shows why."""
+
+    topic: str
+    url: str
+    title: str
+    published: datetime | None
+    first_seen: datetime
+    # The best cosine similarity between the topic and the article's passages, less the
+    # topic's similarity to the coverage's average passage; set whatever matched, it ranks
+    # how relevant the article is to the topic.
+    score: float
+    how: Literal["words", "meaning"]
+    excerpt: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """An article's sentences and content words, tokenized once for every topic."""
+
+    stored: StoredArticle
+    passages: list[Passage]
+    sentences: list[Span]
+    sentence_terms: list[list[str]]
+    title_terms: list[str]
+    body_terms: list[str]
+    # The sentence each of body_terms belongs to.
+    body_sentence: list[int]
+    terms: frozenset[str]
+    # Index into `sentences` of each passage's first sentence.
+    passage_first: dict[str, int]
+
+    @classmethod
+    def of(cls, stored: StoredArticle, passages: list[Passage]) -> _Text:
+        body = stored.article.body
+        sentences = [s for p in passages for s in p.sentences]
+        sentence_terms = [tokenize(body[s.start : s.end]) for s in sentences]
+        body_terms = [t for terms in sentence_terms for t in terms]
+        body_sentence = [i for i, terms in enumerate(sentence_terms) for _ in terms]
+        title_terms = tokenize(stored.article.title)
+        passage_first: dict[str, int] = {}
+        seen = 0
+        for p in passages:
+            passage_first[p.id] = seen
+            seen += len(p.sentences)
+        return cls(
+            stored,
+            passages,
+            sentences,
+            sentence_terms,
+            title_terms,
+            body_terms,
+            body_sentence,
+            frozenset(title_terms) | frozenset(body_terms),
+            passage_first,
+        )
+
+
+def _shortest_run(terms: Sequence[str], wanted: frozenset[str]) -> tuple[int, int] | None:
+    """The first shortest run terms[i..j] (inclusive) that holds every wanted term."""
+    counts: dict[str, int] = {}
+    best: tuple[int, int] | None = None
+    left = 0
+    for right, term in enumerate(terms):
+        if term not in wanted:
+            continue
+        counts[term] = counts.get(term, 0) + 1
+        while len(counts) == len(wanted):
+            if best is None or right - left < best[1] - best[0]:
+                best = (left, right)
+            gone = terms[left]
+            left += 1
+            if gone in counts:
+                counts[gone] -= 1
+                if not counts[gone]:
+                    del counts[gone]
+    return best
+
+
+def _words_match(text: _Text, wanted: frozenset[str], span: int | None) -> list[int] | None:
+    """Indexes of the body sentences where the topic's words occur together, or None.
+
+    An empty list means the words match only with the headline's help.
+    """
+    if not wanted or not wanted <= text.terms:
+        return None
+    limit = None if span is None else max(span, len(wanted))
+    run = _shortest_run(text.body_terms, wanted)
+    if run and (limit is None or run[1] - run[0] < limit):
+        return sorted({text.body_sentence[i] for i in range(run[0], run[1] + 1)})
+    run = _shortest_run(text.title_terms + text.body_terms, wanted)
+    if run and (limit is None or run[1] - run[0] < limit):
+        offset = len(text.title_terms)
+        return sorted(
+            {text.body_sentence[i - offset] for i in range(max(run[0], offset), run[1] + 1)}
+        )
+    return None
+
+
+def _anchor(body: str, span: Span, wanted: frozenset[str]) -> int:
+    """Where the first of the topic's words starts in a sentence (its start if none does)."""
+    for chunk in _CHUNK.finditer(body, span.start, span.end):
+        if wanted.intersection(tokenize(chunk.group())):
+            return chunk.start()
+    return span.start
+
+
+def _cut(body: str, span: Span, limit: int, anchor: int) -> str:
+    """At most `limit` characters of a long sentence, cut at spaces, with `anchor` inside."""
+    start = span.start
+    if anchor - start > limit // 2:
+        space = body.rfind(" ", span.start, anchor - limit // 4)
+        start = space + 1 if space >= 0 else span.start
+    end = min(span.end, start + limit)
+    if end < span.end:
+        space = body.rfind(" ", start, end + 1)
+        if space > start:
+            end = space
+    return body[start:end].strip()
+
+
+def _excerpt(text: _Text, sentences: Sequence[int], wanted: frozenset[str], limit: int) -> str:
+    """The given run of sentences if it fits, else as much as fits from its best sentence.
+
+    The best sentence holds the most of the topic's words (the first of equals); whole
+    sentences after it are added while they fit, and a sentence too long on its own is cut
+    at spaces around the topic's first word. Always a verbatim substring of the body.
+    """
+    body = text.stored.article.body
+    first, last = text.sentences[sentences[0]], text.sentences[sentences[-1]]
+    if last.end - first.start <= limit:
+        return body[first.start : last.end]
+    focus = max(sentences, key=lambda i: (len(wanted.intersection(text.sentence_terms[i])), -i))
+    span = text.sentences[focus]
+    if span.end - span.start > limit:
+        return _cut(body, span, limit, _anchor(body, span, wanted))
+    end = span.end
+    for i in range(focus + 1, sentences[-1] + 1):
+        if text.sentences[i].end - span.start > limit:
+            break
+        end = text.sentences[i].end
+    return body[span.start : end]
+
+
+def _published(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _match(
+    topic: str,
+    wanted: frozenset[str],
+    text: _Text,
+    closest: tuple[float, Passage] | None,
+    settings: TopicSettings,
+) -> TopicMatch | None:
+    """Whether one topic matches one article, by words first, then by meaning."""
+    score, passage = closest if closest else (0.0, None)
+    sentences = _words_match(text, wanted, settings.words_span)
+    how: Literal["words", "meaning"]
+    if sentences is not None:
+        how = "words"
+    elif passage is not None and score >= settings.meaning_threshold:
+        how = "meaning"
+    else:
+        return None
+    if not sentences:
+        # Meaning, or words held together only by the headline: quote the body sentence with
+        # the most of the topic's words, else the passage closest in meaning.
+        counts = [len(wanted.intersection(t)) for t in text.sentence_terms]
+        if how == "words" and max(counts, default=0):
+            sentences = [counts.index(max(counts))]
+        else:
+            first = text.passage_first[passage.id] if passage else 0
+            sentences = list(range(first, first + (len(passage.sentences) if passage else 1)))
+    article = text.stored.article
+    return TopicMatch(
+        topic=topic,
+        url=article.url,
+        title=article.title,
+        published=_published(article.published_at),
+        first_seen=text.stored.first_seen,
+        score=score,
+        how=how,
+        excerpt=_excerpt(text, sentences, wanted, settings.excerpt_chars),
+    )
+
+
+def _coverage_mean(index: CoverageIndex, passages: int) -> np.ndarray | None:
+    """The mean stored vector of a fixed sample of the index's passages (None if it has none)."""
+    vectors = index.vectors.get_vectors(index.store.passage_id_sample(passages))
+    return np.mean(np.vstack(list(vectors.values())), axis=0) if vectors else None
+
+
+def match_topics(
+    index: CoverageIndex,
+    topics: Sequence[str],
+    articles: Sequence[StoredArticle],
+    settings: TopicSettings | None = None,
+) -> dict[str, list[TopicMatch]]:
+    """For each topic, the articles that match it, most similar first.
+
+    Every topic is a key of the result, with an empty list when nothing matches. Topics are
+    encoded in one batch; articles are compared through their stored passage vectors.
+    """
+    settings = settings or TopicSettings()
+    distinct = list(dict.fromkeys(topics))
+    result: dict[str, list[TopicMatch]] = {t: [] for t in distinct}
+    unique = list({s.key: s for s in articles}.values())
+    if not distinct or not unique:
+        return result
+    texts = [_Text.of(s, index.store.article_passages(s.key)) for s in unique]
+    stored = index.vectors.get_vectors([p.id for t in texts for p in t.passages])
+    # Each article's vectors are one run of columns of the similarity matrix.
+    with_vectors = [[p for p in t.passages if p.id in stored] for t in texts]
+    bounds = np.cumsum([0] + [len(ps) for ps in with_vectors])
+    similarity = np.zeros((len(distinct), 0), dtype=np.float32)
+    if bounds[-1]:
+        matrix = np.vstack([stored[p.id] for ps in with_vectors for p in ps])
+        topic_vectors = index.embedder.encode(distinct)
+        similarity = topic_vectors @ matrix.T
+        mean = (
+            _coverage_mean(index, settings.baseline_passages)
+            if settings.baseline_passages
+            else None
+        )
+        if mean is not None:
+            similarity -= (topic_vectors @ mean)[:, None]
+    for row, topic in enumerate(distinct):
+        wanted = frozenset(tokenize(topic))
+        for n, text in enumerate(texts):
+            closest = None
+            if with_vectors[n]:
+                sims = similarity[row, bounds[n] : bounds[n + 1]]
+                best = int(np.argmax(sims))
+                closest = (float(sims[best]), with_vectors[n][best])
+            match = _match(topic, wanted, text, closest, settings)
+            if match:
+                result[topic].append(match)
+        result[topic].sort(key=lambda m: (-m.score, -m.first_seen.timestamp()))
+    return result
