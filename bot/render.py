@@ -316,6 +316,10 @@ def help_message(bot_username: str, articles: int, newest: str | None) -> str:
             "or use /ask <question>. /latest lists the newest stories. In any chat you can "
             f"also type {mention} and a question."
         ),
+        text(
+            "Follow a topic with /follow <topic> (a name, a place, a phrase) and new articles "
+            "about it come in a digest; /digest sets when."
+        ),
         text(""),
         text(f"{coverage}. Try one of these:"),
     ]
