@@ -117,7 +117,8 @@ class DigestsSection:
     group_seconds: float = 3.0
     max_attempts: int = 5
     misfire_grace_seconds: int = 3600
-    meaning_threshold: float = 0.5
+    meaning_threshold: float = 0.34
+    max_age_days: int = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,13 @@ def _validate_digests(digests: DigestsSection) -> None:
         raise ConfigError(f"digests.default_timezone: {exc}") from exc
     if digests.messages_per_second <= 0:
         raise ConfigError("digests.messages_per_second must be above 0")
-    for key in ("max_topics", "max_articles", "instant_check_minutes", "max_attempts"):
+    for key in (
+        "max_topics",
+        "max_articles",
+        "instant_check_minutes",
+        "max_attempts",
+        "max_age_days",
+    ):
         if getattr(digests, key) < 1:
             raise ConfigError(f"digests.{key} must be at least 1")
 

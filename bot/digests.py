@@ -98,16 +98,22 @@ def due_readers(readers: Sequence[Subscriber], now: datetime) -> list[Subscriber
 
 
 def choose_items(
-    reader: Subscriber, matches: dict[str, list[TopicMatch]], limit: int
+    reader: Subscriber,
+    matches: dict[str, list[TopicMatch]],
+    limit: int,
+    max_age: timedelta = timedelta(days=7),
 ) -> list[PlannedItem]:
     """A reader's new articles: each once (under the first of its topics that matched),
-    only those that arrived after the reader's watermark, the newest ``limit``."""
+    only those that arrived after the reader's watermark and were published at most
+    ``max_age`` before they arrived, the newest ``limit``."""
     chosen: dict[str, PlannedItem] = {}
     seen: dict[str, datetime] = {}
     for topic in reader.topics:
         for match in matches.get(topic.text.casefold(), ()):
             if match.first_seen <= reader.watermark or match.url in chosen:
                 continue
+            if match.published and match.published < match.first_seen - max_age:
+                continue  # back catalogue of a new source, not news
             published = match.published.isoformat() if match.published else None
             chosen[match.url] = PlannedItem(
                 match.url, match.title, published, topic.text, match.excerpt
@@ -141,7 +147,7 @@ async def plan(services: Services, slot: str | None, now: datetime, report: RunR
     def write() -> int:
         planned = 0
         for reader in readers:
-            items = choose_items(reader, matches, services.digests.max_articles)
+            items = choose_items(reader, matches, services.digests.max_articles, _max_age(services))
             planned += store.plan(reader.chat_id, report.run_id, items, cutoff=now, now=now)
         return planned
 
@@ -262,6 +268,10 @@ async def _retry_later(services: Services, part: DigestPart, error: str, report:
     report.errors.append(error)
 
 
+def _max_age(services: Services) -> timedelta:
+    return timedelta(days=services.digests.max_age_days)
+
+
 def _seconds(value: int | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
@@ -316,7 +326,9 @@ async def preview(
         matches = {topic.casefold(): items for topic, items in found.items()}
     logged = {url for url, _ in await asyncio.to_thread(store.deliveries_of, chat_id)}
     items = list(waiting)
-    for n, item in enumerate(choose_items(reader, matches, services.digests.max_articles)):
+    for n, item in enumerate(
+        choose_items(reader, matches, services.digests.max_articles, _max_age(services))
+    ):
         if item.url not in logged:
             items.append(
                 DueItem(

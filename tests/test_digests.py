@@ -7,6 +7,7 @@ the articles whose text contains the name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,11 +30,13 @@ NOW = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)  # a Monday
 
 
 def _article(n: int, title: str, body: str, day: int = 1) -> Article:
+    """News of the last few days (older articles are a back catalogue, not news)."""
+    published = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5 - day)
     return Article(
         url=f"https://news.example.org/2026/05/{n:02d}/story-{n}/",
         title=title,
         body=body,
-        published_at=f"2026-05-{day:02d}T08:00:00+00:00",
+        published_at=published.isoformat(),
     )
 
 
@@ -244,6 +247,16 @@ def test_kicked_from_group_deactivates_and_return_resumes(bot: InProcessBot) -> 
     bot.run(bot.wait_done(update))
     reader = store.get(group.id)
     assert reader is not None and reader.active
+
+
+def test_a_new_sources_back_catalogue_is_not_news(bot: InProcessBot) -> None:
+    store = bot.services.state.subscribers
+    chat = _reader(bot, "Archive")
+    store.follow(chat.id, "private", "Witkoff", Schedule("instant"), NOW - timedelta(days=400))
+    old = dataclasses.replace(ARTICLES[0], published_at="2025-01-10T08:00:00+00:00")
+    _arrive(bot, [old, ARTICLES[3]])
+    _run(bot, None, datetime.now(UTC))
+    assert _digest_urls(bot.sandbox.sent(chat.id)) == {ARTICLES[3].url}
 
 
 def test_preview_logs_nothing(bot: InProcessBot) -> None:
