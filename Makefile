@@ -3,6 +3,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# What `install` puts into the venv. The Dockerfile runs this same recipe with
+# VENV=/opt/coverbot PACKAGE=. (the bot alone, not editable, no dev tools).
+PACKAGE ?= -e '.[dev]'
 
 .DEFAULT_GOAL := check
 .PHONY: install demo chat test lint format typecheck check clean
@@ -10,7 +13,7 @@ BIN := $(VENV)/bin
 $(BIN)/coverbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(PACKAGE)
 	touch $@
 
 install: $(BIN)/coverbot
@@ -27,6 +30,7 @@ test: install
 lint: install
 	$(BIN)/ruff check bot index tests benchmarks
 	$(BIN)/ruff format --check bot index tests benchmarks
+	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff format bot index tests benchmarks

@@ -5,16 +5,17 @@
 The scenario, shared with tests/test_digest_delivery.py: readers (chat ids 1..N) follow one
 to three of five topics, a few only a topic no article matches, with cadences as published,
 daily and weekly at various hours and time zones. Their clocks are set an hour before 20
-articles (tests/fixtures/digest_articles/) arrive through `coverbot refresh` from a folder
-source. 5% of the readers have blocked the bot (the sandbox answers 403), and a quarter of
-the way through the sandbox answers a burst of three 429s. `coverbot digests run --now T1`,
-eight days later so that every reader is due, plans and sends in a subprocess, as an
-operator runs it, against the sandbox in this process.
+articles (tests/fixtures/digest_articles/, dated in the hours before) arrive through
+`coverbot refresh` from a folder source. 5% of the readers have blocked the bot (the
+sandbox answers 403), and a quarter of the way through the sandbox answers a burst of three
+429s. `coverbot digests run --now T1`, eight days later so that every reader is due, plans
+and sends in a subprocess, as an operator runs it, against the sandbox in this process.
 
 The articles are imported once; each rate then runs on a fresh copy of the index with fresh
 readers: the product default (messages_per_second = 25) and unthrottled. With
 ``--telegram-limit`` the sandbox also answers 429 like Telegram's flood control above that
-many messages a second in all (0: no limit), which is what an unthrottled sender meets.
+many messages a second in all, or one a second to one chat (0: no limit), which is what an
+unthrottled sender meets.
 Prints, per rate: the subprocess's wall time (model load included), the sending window
 (first to last message delivered) and messages/s over it, digests delivered, articles
 delivered, readers deactivated and 429s waited out. Figures, never pass/fail.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -37,6 +39,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 from bot.cadence import DAILY, INSTANT, WEEKLY, Schedule
 from bot.config import ENV_TOKEN, Config, IndexSection
@@ -103,6 +108,11 @@ def state_url(data_dir: Path) -> str:
 def subscribe(url: str, readers: Sequence[Reader], at: datetime) -> None:
     """Write the readers and their topics as if they had followed at ``at``."""
     state = StateDB(url)
+    if state.engine.dialect.name == "sqlite":
+        # Setup only: a thousand readers are ~2,000 commits, and each would wait for an
+        # fsync (10-20 s here). The bot's own connections keep SQLite's durable default.
+        sa.event.listen(state.engine, "connect", _unsynced)
+        state.engine.dispose()
     try:
         for reader in readers:
             for topic in reader.topics:
@@ -111,16 +121,40 @@ def subscribe(url: str, readers: Sequence[Reader], at: datetime) -> None:
         state.close()
 
 
+def _unsynced(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
+
+
+def stage_articles(folder: Path, now: datetime) -> Path:
+    """The fixture articles as a source folder, published in the 20 hours before ``now``.
+
+    The dates are given here, not in the files: a digest leaves out articles published more
+    than [digests] max_age_days before they arrive (a new source's back catalogue).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for hours, path in enumerate(sorted(ARTICLES.glob("*.json")), start=1):
+        article = json.loads(path.read_text(encoding="utf-8"))
+        article["published_at"] = (now - timedelta(hours=hours)).isoformat(timespec="seconds")
+        (folder / path.name).write_text(json.dumps(article, ensure_ascii=False), "utf-8")
+    return folder
+
+
 def write_config(
-    path: Path, api_base_url: str, messages_per_second: float, extra: str = ""
+    path: Path,
+    api_base_url: str,
+    messages_per_second: float,
+    source: Path | None = None,
+    extra: str = "",
 ) -> Path:
-    """A config file: the sandbox as Telegram, the send rate, the articles folder as a
-    source; ``extra`` is appended (the test session's server settings)."""
-    path.write_text(
-        f'[telegram]\napi_base_url = "{api_base_url}"\n'
-        f"[digests]\nmessages_per_second = {messages_per_second}\n"
-        f'[[sources]]\nkind = "folder"\nurl = "{ARTICLES}"\nname = "digest fixtures"\n' + extra
-    )
+    """A config file: the sandbox as Telegram, the send rate and ``source`` as a folder
+    source (if given); ``extra`` is appended (the test session's server settings)."""
+    text = f'[telegram]\napi_base_url = "{api_base_url}"\n'
+    text += f"[digests]\nmessages_per_second = {messages_per_second}\n"
+    if source is not None:
+        text += f'[[sources]]\nkind = "folder"\nurl = "{source}"\nname = "digest fixtures"\n'
+    path.write_text(text + extra)
     return path
 
 
@@ -165,9 +199,7 @@ class SendWatch:
     of 429s after ``burst_at`` deliveries, and kills the sender with SIGKILL when the
     ``kill_at``-th message has been received (before the sender hears back)."""
 
-    def __init__(
-        self, sandbox: BotApiSandbox, burst_at: int, kill_at: int | None = None
-    ) -> None:
+    def __init__(self, sandbox: BotApiSandbox, burst_at: int, kill_at: int | None = None) -> None:
         """Attach to ``sandbox``; set ``pid`` once the sender runs."""
         self.sandbox = sandbox
         self.burst_at = burst_at
@@ -297,13 +329,15 @@ def main() -> None:
     readers = make_readers(args.readers)
     at = datetime.now(UTC) - timedelta(hours=1)
     coverage = work / "coverage"
+    source = stage_articles(work / "articles", at)
     started = time.perf_counter()
-    output = refresh(write_config(work / "refresh.toml", "", 25.0), coverage)
+    output = refresh(write_config(work / "refresh.toml", "", 25.0, source), coverage)
     print(f"refresh ({time.perf_counter() - started:.1f}s): {output.strip().splitlines()[0]}")
     topics = sum(len(r.topics) for r in readers)
+    limit = f"{args.telegram_limit:g} messages/s" if args.telegram_limit else "none"
     print(
         f"{len(readers)} readers, {topics} topics, {sum(r.blocked for r in readers)} blocked; "
-        f"sandbox flood limit: {args.telegram_limit or 'none'} messages/s; "
+        f"sandbox flood limit: {limit}; "
         f"a burst of {BURST} 429s after {max(1, len(readers) // 4)} messages"
     )
     header = (

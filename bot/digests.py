@@ -229,6 +229,7 @@ async def send_part(
                 continue
             await asyncio.to_thread(store.mark, part.ids, FAILED, error=exc.message, attempt=True)
             report.failed += len(part.ids)
+            services.metrics.observe_delivery(False, len(part.ids))
             report.errors.append(f"{chat_id}: {exc.message}")
             return False
         except TimedOut as exc:
@@ -242,6 +243,7 @@ async def send_part(
         await asyncio.to_thread(store.mark, part.ids, SENT, message_id=message.message_id)
         report.messages += 1
         report.sent += len(part.ids)
+        services.metrics.observe_delivery(True, len(part.ids))
         return True
 
 
@@ -252,6 +254,7 @@ async def _gone(
     store = services.state.subscribers
     failed = await asyncio.to_thread(store.fail_chat, chat_id, reason)
     report.failed += failed
+    services.metrics.observe_delivery(False, failed)
     if await asyncio.to_thread(store.deactivate, chat_id, reason):
         report.deactivated += 1
         log.info("reader %s deactivated: %s", chat_id, reason)
@@ -265,6 +268,7 @@ async def _retry_later(services: Services, part: DigestPart, error: str, report:
     await asyncio.to_thread(store.mark, part.ids, status, error=error, attempt=True)
     if status == FAILED:
         report.failed += len(part.ids)
+        services.metrics.observe_delivery(False, len(part.ids))
     report.errors.append(error)
 
 

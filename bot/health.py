@@ -159,9 +159,7 @@ def run_checks(
     if records is None:
         checks.append(Check("refresh", False, "unknown: the state database is not readable"))
     else:
-        checks.append(
-            check_refresh(records, config.refresh, now or datetime.now(UTC), stale_after)
-        )
+        checks.append(check_refresh(records, config.refresh, now or datetime.now(UTC), stale_after))
     return checks
 
 

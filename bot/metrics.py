@@ -92,9 +92,9 @@ class BotMetrics:
         for source, ok in results:
             self.refreshes.labels(source, "ok" if ok else "failed").inc()
 
-    def observe_delivery(self, sent: bool) -> None:
-        """One digest delivery, sent or failed."""
-        self.deliveries.labels("sent" if sent else "failed").inc()
+    def observe_delivery(self, sent: bool, count: int = 1) -> None:
+        """Digest deliveries (articles to readers), sent or failed."""
+        self.deliveries.labels("sent" if sent else "failed").inc(count)
 
     def observe_index(self, articles: int, passages: int) -> None:
         """The serving index's size."""

@@ -62,9 +62,7 @@ def describe() -> str:
     """One line for the pytest header: which stores this run uses."""
     chroma = "chroma server" if chroma_server_wanted() else "embedded chroma"
     url = state_server_url()
-    state = (
-        sa.make_url(url).render_as_string(hide_password=True) if url else "sqlite state"
-    )
+    state = sa.make_url(url).render_as_string(hide_password=True) if url else "sqlite state"
     return f"coverbot stores: {chroma}, {state}"
 
 
@@ -80,9 +78,7 @@ class ChromaServer:
         command += ["--host", "127.0.0.1", "--port", str(port)]
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env
-            )
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self._wait_until_up(timeout)
 
     def _wait_until_up(self, timeout: float) -> None:

@@ -71,7 +71,7 @@ def operator_bot(
         # Wide answers, so that "More" has something to show whatever the tuning.
         "[answer]\nrelative_floor = 0.0\ndecline_below = 0.01\n"
         # The Chroma server and PostgreSQL of a server-mode run (nothing by default).
-        + servers_toml(data_dir)
+        f"{servers_toml(data_dir)}"
     )
     log = root / "bot.log"
     env = {**os.environ, "TELEGRAM_TOKEN": TOKEN, "COVERBOT_CONFIG": str(config)}

@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.config import Config, IndexSection
 from bot.leader import Lease
 from bot.state import StateDB
+
+
+def _url(tmp_path: Path) -> str:
+    """SQLite in the data dir, or a fresh PostgreSQL database when the suite runs on one."""
+    return Config(index=IndexSection(data_dir=str(tmp_path))).state_url
+
 
 T0 = datetime(2026, 5, 4, 9, tzinfo=UTC)
 
 
 def test_one_holder_then_takeover_after_expiry(tmp_path: Path) -> None:
-    db = StateDB(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    db = StateDB(_url(tmp_path))
     ttl = timedelta(seconds=30)
     first, second = Lease(db.engine, holder="a", ttl=ttl), Lease(db.engine, holder="b", ttl=ttl)
     assert first.acquire(T0)
@@ -28,7 +35,7 @@ def test_one_holder_then_takeover_after_expiry(tmp_path: Path) -> None:
 
 
 def test_release_lets_another_take_over_at_once(tmp_path: Path) -> None:
-    db = StateDB(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    db = StateDB(_url(tmp_path))
     first, second = Lease(db.engine, holder="a"), Lease(db.engine, holder="b")
     assert first.acquire(T0)
     first.release()

@@ -9,9 +9,16 @@ import pytest
 
 from bot import state
 from bot.cadence import Schedule
+from bot.config import Config, IndexSection
 from bot.render import HELPFUL
 from bot.state import StateDB
 from bot.subscribers import DUE, SENDING, SENT, UNCERTAIN, PlannedItem, TooManyTopics
+
+
+def _url(tmp_path: Path) -> str:
+    """SQLite in the data dir, or a fresh PostgreSQL database when the suite runs on one."""
+    return Config(index=IndexSection(data_dir=str(tmp_path))).state_url
+
 
 NOW = datetime(2026, 5, 4, 9, tzinfo=UTC)
 
@@ -23,7 +30,7 @@ def _item(n: int, topic: str = "Witkoff") -> PlannedItem:
 def test_first_schema_version_is_upgraded_without_loss(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    url = _url(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(state, "MIGRATIONS", state.MIGRATIONS[:1])  # the first release
         old = StateDB(url)
@@ -45,7 +52,7 @@ def test_first_schema_version_is_upgraded_without_loss(
 def test_second_schema_version_keeps_its_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    url = _url(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(state, "MIGRATIONS", state.MIGRATIONS[:2])
         old = StateDB(url)
@@ -59,7 +66,7 @@ def test_second_schema_version_keeps_its_sources(
 
 @pytest.fixture()
 def db(tmp_path: Path) -> StateDB:
-    return StateDB(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+    return StateDB(_url(tmp_path))
 
 
 def test_topics_are_case_insensitive_limited_and_removable(db: StateDB) -> None:

@@ -1,0 +1,116 @@
+"""Answer latency: the full `ask` pipeline per question against raw single-query encoding.
+
+    python benchmarks/answer_latency.py --source /tmp/bbc-bench2 [--sizes 10000 100000]
+        [--rounds 3] [--work-dir DIR]
+
+For each index size (built once by `_common.prepare_index` and cached under --work-dir), every
+question of benchmarks/questions/bbc.jsonl is timed, in the same process and interleaved, as
+
+- raw: sentence-transformers `model.encode([question])`, normalised (the baseline);
+- ask: `CoverageIndex.ask(question)`, the whole pipeline the bot runs per question;
+- and its stages, each timed alone: encode (`Embedder.encode_query`), dense (the Chroma
+  query), lexical (tokenize, BM25 scores, top k), search (`CoverageIndex.search` given the
+  vector: dense + lexical + fusion + passage and article reads), answer (`build_answer`:
+  confidence and excerpts).
+
+Prints p50/p95 in milliseconds and each p50 as a ratio of the raw encode's p50, so the
+figures stay comparable when other processes load the machine. Figures, never pass/fail;
+the target of issue 6 is ask p50 <= 1.3x raw at 100k passages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
+
+from _common import add_index_options, load_questions, p50_p95, prepare_index, size_label, table
+
+from index.answer import build_answer
+from index.coverage import CoverageIndex
+from index.lexical import tokenize
+
+T = TypeVar("T")
+STAGES = ("raw", "ask", "encode", "dense", "lexical", "search", "answer")
+
+
+class Timer:
+    """Seconds per call, by stage name."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = defaultdict(list)
+
+    def __call__(self, name: str, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        result = fn()
+        self.times[name].append(time.perf_counter() - t0)
+        return result
+
+
+def measure(index: CoverageIndex, questions: list[str], rounds: int) -> dict[str, list[float]]:
+    """Seconds per question for the raw encode, the full ask and each stage."""
+    model = index.embedder.model
+    retrieval, answer = index.settings.retrieval, index.settings.answer
+    lexical = index.lexical
+    timed = Timer()
+
+    def raw(question: str) -> object:
+        return model.encode(
+            [question], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+
+    def one(q: str, raw_first: bool) -> None:
+        pair = [("raw", lambda: raw(q)), ("ask", lambda: index.ask(q))]
+        for name, fn in pair if raw_first else pair[::-1]:
+            timed(name, fn)
+        vector = timed("encode", lambda: index.embedder.encode_query(q))
+        timed("dense", lambda: index.vectors.query(vector, retrieval.dense_k))
+        timed("lexical", lambda: lexical.top(lexical.scores(tokenize(q)), retrieval.lexical_k))
+        terms, hits = timed("search", lambda: index.search(q, vector, lexical))
+        timed("answer", lambda: build_answer(q, hits, terms, lexical, answer))
+
+    rng = random.Random(1)
+    for _ in range(rounds):
+        order = list(questions)
+        rng.shuffle(order)
+        for i, question in enumerate(order):
+            # Alternate which runs first, so neither always finds the warmer cache.
+            one(question, raw_first=i % 2 == 0)
+    return timed.times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_index_options(parser)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the questions")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    questions = load_questions()
+    print(
+        f"{len(questions)} questions x {args.rounds} rounds; load average at start "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    for size in args.sizes:
+        bench = prepare_index(size, args.work_dir, args.source, args.corpus)
+        index = CoverageIndex(bench.data_dir)
+        for question in questions[:20]:  # load the model, Chroma, BM25; warm the caches
+            index.ask(question)
+        times = measure(index, questions, args.rounds)
+        raw_p50 = p50_p95(times["raw"])[0]
+        rows = []
+        for name in STAGES:
+            p50, p95 = p50_p95(times[name])
+            rows.append([name, f"{p50 * 1000:.1f}", f"{p95 * 1000:.1f}", f"{p50 / raw_p50:.2f}x"])
+        print(f"\n{size_label(size)} passages: {bench.describe()}")
+        print(table(["stage", "p50 ms", "p95 ms", "p50 / raw p50"], rows))
+        index.close()
+
+
+if __name__ == "__main__":
+    main()
