@@ -30,8 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from index import layout
-from index.coverage import CoverageIndex
+from index.coverage import CoverageIndex, remove_stale_generations
 
 from . import admin, handlers, subscriptions
 from .batcher import AskBatcher
@@ -184,7 +183,8 @@ async def startup(app: BotApplication) -> None:
     answers, schedule the refresh, register the commands."""
     services = app.bot_data.services
     assert services is not None
-    removed = await asyncio.to_thread(layout.cleanup, services.index.data_dir)
+    index = services.index
+    removed = await asyncio.to_thread(remove_stale_generations, index.data_dir, index.settings)
     if removed:
         log.info("removed %d stale index generations", len(removed))
     await services.batcher.call(services.index.embedder.encode, ["warm up"])

@@ -158,16 +158,14 @@ async def plan(services: Services, slot: str | None, now: datetime, report: RunR
 
 
 async def deliver(bot: Bot, services: Services, pacer: SendPacer, report: RunReport) -> None:
-    """Send every waiting digest; a chat whose send failed for now is left for the next run."""
+    """Send every waiting digest, chat by chat in id order; a chat whose send failed for
+    now is left for the next run."""
     store = services.state.subscribers
-    tried: set[int] = set()
-    while True:
-        chats = [c for c in await asyncio.to_thread(store.due_chats, 500) if c not in tried]
-        if not chats:
-            return
+    after: int | None = None
+    while chats := await asyncio.to_thread(store.due_chats, after):
         for chat_id in chats:
-            tried.add(chat_id)
             await deliver_chat(bot, services, pacer, chat_id, report)
+        after = chats[-1]
 
 
 async def deliver_chat(

@@ -459,16 +459,18 @@ class SubscriberStore:
             )
         return added
 
-    def due_chats(self, limit: int = 200) -> list[int]:
-        """Active chats with deliveries waiting, oldest first."""
+    def due_chats(self, after: int | None = None, limit: int = 500) -> list[int]:
+        """Active chats with deliveries waiting, in chat id order after ``after``."""
         query = (
-            sa.select(deliveries.c.chat_id, sa.func.min(deliveries.c.id).label("first"))
+            sa.select(deliveries.c.chat_id)
             .join(subscribers, subscribers.c.chat_id == deliveries.c.chat_id)
             .where(deliveries.c.status == DUE, subscribers.c.active.is_(True))
             .group_by(deliveries.c.chat_id)
-            .order_by("first")
+            .order_by(deliveries.c.chat_id)
             .limit(limit)
         )
+        if after is not None:
+            query = query.where(deliveries.c.chat_id > after)
         with self.engine.connect() as conn:
             return [r.chat_id for r in conn.execute(query)]
 

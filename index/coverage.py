@@ -78,6 +78,26 @@ class IndexStats:
     generation: str = ""
 
 
+def collection_name(settings: IndexSettings, generation: str) -> str:
+    """The Chroma collection of a generation: on a shared server each has its own."""
+    return f"{settings.collection}-{generation}" if settings.chroma_url else settings.collection
+
+
+def remove_stale_generations(data_dir: Path, settings: IndexSettings) -> list[str]:
+    """Remove generations no longer served (`layout.cleanup`) and, on a Chroma server,
+    their collections, which would otherwise pile up there."""
+    removed = layout.cleanup(data_dir)
+    if removed and settings.chroma_url:
+        client = make_client(None, settings.chroma_url)
+        existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+        for name in removed:
+            collection = collection_name(settings, name)
+            if collection in existing:
+                client.delete_collection(collection)
+                log.info("deleted collection %s of stale generation %s", collection, name)
+    return removed
+
+
 class CoverageIndex:
     """Articles, passages and vectors under one data directory, searchable by question."""
 
@@ -114,11 +134,7 @@ class CoverageIndex:
         if self._vectors is None:
             client = make_client(self.path / "chroma", self.settings.chroma_url)
             # On a shared Chroma server each generation has its own collection.
-            name = (
-                f"{self.settings.collection}-{self.generation}"
-                if self.settings.chroma_url
-                else self.settings.collection
-            )
+            name = collection_name(self.settings, self.generation)
             self._vectors = VectorStore(client, name, self._embedder)
         return self._vectors
 

@@ -35,7 +35,7 @@ class RebuildInProgress(RuntimeError):
 
 def _new_name() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{_PREFIX}{stamp}-{secrets.token_hex(2)}"
+    return f"{_PREFIX}{stamp}-{secrets.token_hex(4)}"
 
 
 def serving_generation(data_dir: Path) -> str | None:
