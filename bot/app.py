@@ -203,7 +203,7 @@ async def startup(app: BotApplication) -> None:
     if services.digests.enabled:
         slots = await asyncio.to_thread(schedule_digests, app.job_queue, services)
         log.info("digest jobs for %d slots", len(slots))
-    schedule_lease(app.job_queue, services)
+    await schedule_lease(app.job_queue, services)
     await app.bot.set_my_commands(COMMANDS)
 
 

@@ -75,14 +75,18 @@ def job_queue_of(context: BotContext) -> JobQueue[BotContext] | None:
 LEASE_JOB = "scheduler-lease"
 
 
-def schedule_lease(job_queue: JobQueue[BotContext], services: Services) -> None:
-    """Take or renew the scheduler lease every third of its time."""
+async def schedule_lease(job_queue: JobQueue[BotContext], services: Services) -> None:
+    """Try for the scheduler lease now (so a lone replica is in charge from the start),
+    then renew or retry every third of its time."""
     if services.lease is None:
+        await take_charge(job_queue, services)
         return
+    if await asyncio.to_thread(services.lease.acquire):
+        await take_charge(job_queue, services)
     job_queue.run_repeating(
         lease_job,
         interval=services.lease.ttl / 3,
-        first=0,
+        first=services.lease.ttl / 3,
         name=LEASE_JOB,
         job_kwargs={"coalesce": True, "max_instances": 1},
     )
@@ -92,22 +96,20 @@ async def lease_job(context: BotContext) -> None:
     """Renew the lease; on taking it over, finish what the last holder left."""
     services = context.services
     lease = services.lease
-    assert lease is not None
+    job_queue = job_queue_of(context)
+    assert lease is not None and job_queue is not None
     was_held = lease.held
     if await asyncio.to_thread(lease.acquire) and not was_held:
-        await take_charge(context)
+        await take_charge(job_queue, services)
 
 
-async def take_charge(context: BotContext) -> None:
+async def take_charge(job_queue: JobQueue[BotContext], services: Services) -> None:
     """This replica now runs the jobs: deliveries cut off mid-send are settled, and the
     digests due meanwhile (or left waiting) go out."""
-    services = context.services
     if not services.digests.enabled:
         return
     await asyncio.to_thread(services.state.subscribers.recover_interrupted)
-    job_queue = job_queue_of(context)
-    if job_queue is not None:
-        job_queue.run_once(catch_up_digests, when=0, name="digest:catch-up")
+    job_queue.run_once(catch_up_digests, when=0, name="digest:catch-up")
 
 
 async def catch_up_digests(context: BotContext) -> None:

@@ -39,6 +39,15 @@ class AnswerSettings:
     answer_type_bonus: float = 0.05
     # How many of an article's best passages compete for its excerpt.
     passages_considered: int = 4
+    # Within an article, the weight of dense similarity against lexical coverage: the words
+    # of the question are all over the article, so they rank its passages less well than
+    # they rank articles (dev fact@1 69.7% -> 74.2% at 0.8 alone).
+    excerpt_dense_weight: float = 0.7
+    # Weight of the previous passage's dense similarity: news writing announces a topic,
+    # then gives its detail in the next paragraph, so the passage after the one that echoes
+    # the question often holds the answer (with the weight above: dev 69.7% -> 80.3%,
+    # held-out test 61.5% -> 65.6%).
+    lead_in_weight: float = 0.2
     # "window": the best run of sentences; "passage": the best passage as it is (baselines).
     excerpt_mode: str = "window"
 
@@ -157,14 +166,22 @@ def choose_excerpt(
     """The run of one to three sentences that best answers, from the article's best passages.
 
     A passage that offers the kind of answer the question wants (a number for "how many",
-    a name for "who") is preferred over one that only repeats the question's words.
+    a name for "who"), or that follows one close to the question, is preferred over one
+    that only repeats the question's words.
     """
     body = hit.article.article.body
     kind = answer_type(question)
+    dense_by_ordinal = {p.ordinal: sp.dense for p, sp in hit.passages}
+    weight = settings.excerpt_dense_weight
 
     def passage_score(item: tuple[Passage, ScoredPassage]) -> float:
         passage, sp = item
-        return sp.fused + settings.answer_type_bonus * offers(kind, passage.text(body), question)
+        return (
+            weight * sp.dense
+            + (1 - weight) * sp.lexical_norm
+            + settings.lead_in_weight * dense_by_ordinal.get(passage.ordinal - 1, 0.0)
+            + settings.answer_type_bonus * offers(kind, passage.text(body), question)
+        )
 
     passage, _ = max(hit.passages[: settings.passages_considered], key=passage_score)
     if (
