@@ -11,6 +11,7 @@ that happens twice fires on its first occurrence.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import cache
@@ -134,36 +135,29 @@ def local_instant(day: date, hour: int, zone: tzinfo) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=zone).astimezone(UTC)
 
 
+def _instants(schedule: Schedule, now: datetime, step: int) -> Iterator[datetime]:
+    """Scheduled instants of the days from ``now``'s local date, going ``step`` days at a
+    time (a week and a day covers every weekday and a change of offset)."""
+    zone = zone_of(schedule.timezone)
+    today = now.astimezone(zone).date()
+    for n in range(9):
+        day = today + timedelta(days=n * step)
+        if schedule.cadence != WEEKLY or day.weekday() == schedule.weekday:
+            yield local_instant(day, schedule.hour, zone)
+
+
 def last_due(schedule: Schedule, now: datetime) -> datetime | None:
     """The latest scheduled instant at or before ``now`` (None for instant digests)."""
     if schedule.cadence == INSTANT:
         return None
-    zone = zone_of(schedule.timezone)
-    today = now.astimezone(zone).date()
-    for back in range(0, 9):
-        day = today - timedelta(days=back)
-        if schedule.cadence == WEEKLY and day.weekday() != schedule.weekday:
-            continue
-        at = local_instant(day, schedule.hour, zone)
-        if at <= now:
-            return at
-    raise AssertionError("a scheduled instant lies within the last eight days")
+    return next(at for at in _instants(schedule, now, -1) if at <= now)
 
 
 def next_due(schedule: Schedule, now: datetime) -> datetime | None:
     """The first scheduled instant after ``now`` (None for instant digests)."""
     if schedule.cadence == INSTANT:
         return None
-    zone = zone_of(schedule.timezone)
-    today = now.astimezone(zone).date()
-    for ahead in range(0, 9):
-        day = today + timedelta(days=ahead)
-        if schedule.cadence == WEEKLY and day.weekday() != schedule.weekday:
-            continue
-        at = local_instant(day, schedule.hour, zone)
-        if at > now:
-            return at
-    raise AssertionError("a scheduled instant lies within the next eight days")
+    return next(at for at in _instants(schedule, now, 1) if at > now)
 
 
 def is_due(schedule: Schedule, last_digest_at: datetime, now: datetime) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest_asyncio
 
 from bot.app import open_services
 from bot.config import Config, IndexSection, RefreshSection
@@ -25,6 +28,15 @@ def make_services(tmp_path: Path, index: CoverageIndex, **refresh: Any) -> Servi
         TEST_SETTINGS, allow_private=settings.allow_private_addresses
     )
     return services
+
+
+@pytest_asyncio.fixture(loop_scope="function", name="services")
+async def services_fixture(tmp_path: Path, fresh_index: CoverageIndex) -> AsyncIterator[Services]:
+    """Services over a fresh index (import this fixture to use it)."""
+    services = make_services(tmp_path, fresh_index)
+    yield services
+    await services.batcher.stop()
+    services.state.close()
 
 
 def answers(index: CoverageIndex, question: str = QUESTION) -> bool:

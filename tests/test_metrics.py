@@ -3,12 +3,11 @@ readers load a running bot (real PTB against the sandbox, scraped over HTTP)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import MetricsSection
@@ -18,9 +17,9 @@ from bot.services import Services
 from index.coverage import CoverageIndex
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot
 from tests.conftest import sample_articles
-from tests.refresh_helpers import make_services
+from tests.refresh_helpers import services_fixture
 
-_ = loop_fixture  # a fixture: used by name
+_ = (loop_fixture, services_fixture)  # fixtures: used by name
 
 ANSWERED = "What did Witkoff urge?"
 DECLINED = "Who won the Champions League final?"
@@ -129,14 +128,6 @@ def test_counters_move_while_readers_load_the_bot(metered_bot: InProcessBot) -> 
     metered_bot.shutdown()
     with pytest.raises(httpx.ConnectError):
         scrape(port)
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def services(tmp_path: Path, fresh_index: CoverageIndex) -> AsyncIterator[Services]:
-    services = make_services(tmp_path, fresh_index)
-    yield services
-    await services.batcher.stop()
-    services.state.close()
 
 
 async def test_refresh_counts_results_per_source_and_the_index_size(

@@ -7,28 +7,15 @@ the next refresh of it reports "recovered".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 
 from bot.refresh import refresh
 from bot.services import Services
-from index.coverage import CoverageIndex
-from tests.refresh_helpers import answers, make_services
+from tests.refresh_helpers import answers, services_fixture
 from tests.sources_server import fetcher_fixture, site_fixture
 from tests.sources_site import Site
 
-_ = (fetcher_fixture, site_fixture)
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def services(tmp_path: Path, fresh_index: CoverageIndex) -> AsyncIterator[Services]:
-    services = make_services(tmp_path, fresh_index)
-    yield services
-    await services.batcher.stop()
-    services.state.close()
+_ = (fetcher_fixture, site_fixture, services_fixture)
 
 
 async def check_fault(
