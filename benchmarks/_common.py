@@ -6,10 +6,10 @@ builds (or finds, cached under --work-dir) the benchmark indexes and prints how 
 vectors are. The scripts `answer_latency.py`, `cold_start.py` and `bot_throughput.py` call the
 same `prepare_index` with the same options.
 
-Where the passages come from. Encoding runs at ~30 passages/s on the benchmark machine, so
-100k really encoded passages would take an hour. A benchmark index is therefore built from a
-real coverbot index (`--source`, a data dir; built from `--corpus` first when it holds no
-index), copied and never modified:
+Where the passages come from. Encoding runs at ~30 passages/s (torch) on the benchmark
+machine, so 100k really encoded passages would take an hour. A benchmark index is therefore
+built from a real coverbot index (`--source`, a data dir; built from `--corpus` first when it
+holds no index), copied and never modified:
 
 - up to the source's size, whole real articles with their real passages and real vectors;
 - beyond it, derived articles. A derived article takes a real article A and a real article B
@@ -19,9 +19,9 @@ index), copied and never modified:
   the real vectors of the passages its sentences came from, plus as much again of A's
   centroid (the headline is part of every embedded passage), normalised; then a perturbation
   of PERTURB times a random real vector of the same category is added and it is normalised
-  again, so no two vectors coincide and derived vectors sit as far from their nearest real
-  neighbour as real encodings of the same texts do (0.83 cosine, measured on 3,000 derived
-  passages against 0.82 for their real encodings; without the perturbation 0.87).
+  again, so no two vectors coincide and derived vectors sit about as far from their nearest
+  real neighbour as real encodings of the same texts do (without the perturbation they sat
+  closer: 0.87 against 0.82 on 3,000 derived passages).
 
 Checks stored with each built index and printed: HNSW recall@10 against exact search for the
 encoded benchmark questions; for a sample of derived passages encoded with the model, the
@@ -182,6 +182,8 @@ class SourceData:
     articles: list[RealArticle]
     vectors: np.ndarray
     fingerprint: str
+    # The encoder of the source's vectors (indexes that do not record it were built with torch).
+    encoder: str
 
 
 def _source_dir(source: Path | None, work_dir: Path, corpus: Path) -> Path:
@@ -240,8 +242,9 @@ def read_source(source: Path | None, work_dir: Path, corpus: Path) -> SourceData
     if batch:
         flush()
     fingerprint = f"{index.generation}/rev{index.store.revision}/{row}"
+    encoder = index.store.get_meta("encoder") or "torch"
     index.close()
-    return SourceData(articles, np.vstack(chunks).astype(np.float32), fingerprint)
+    return SourceData(articles, np.vstack(chunks).astype(np.float32), fingerprint, encoder)
 
 
 # -- derived articles -------------------------------------------------------------------
@@ -369,6 +372,7 @@ def prepare_index(
     shutil.rmtree(data_dir, ignore_errors=True)
     t0 = time.perf_counter()
     index = CoverageIndex(data_dir)
+    index.store.set_meta("encoder", src.encoder)  # its vectors are the source's
     all_vectors: list[np.ndarray] = []
     all_ids: list[str] = []
     derived: list[tuple[Article, Passage, np.ndarray]] = []

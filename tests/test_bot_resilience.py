@@ -16,6 +16,7 @@ import pytest
 from bot.app import build_application, open_services, prune_answers, serve
 from bot.config import Config, IndexSection, TelegramSection
 from bot.sandbox import BotApiSandbox
+from index.answer import Answer
 from index.coverage import CoverageIndex
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot, texts
 
@@ -58,6 +59,26 @@ def test_flood_control_every_answer_arrives_once(bot: InProcessBot) -> None:
         [answer] = sandbox.sent(chat.id)
         assert QUOTE in answer["text"]
     assert bot.errors == []
+
+
+def test_typing_shows_only_when_an_answer_is_slow(
+    bot: InProcessBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox, batcher = bot.sandbox, bot.services.batcher
+    fast_reader, slow_reader = sandbox.user("Fast"), sandbox.user("Slow")
+    fast, slow = sandbox.chat(fast_reader), sandbox.chat(slow_reader)
+    bot.run(bot.wait_done(bot.run(sandbox.inject_message(fast, fast_reader, QUESTION))))
+    ask = batcher.ask
+
+    async def slow_ask(question: str) -> Answer:
+        await asyncio.sleep(1.0)  # an index busy with a refresh, say
+        return await ask(question)
+
+    monkeypatch.setattr(batcher, "ask", slow_ask)
+    bot.run(bot.wait_done(bot.run(sandbox.inject_message(slow, slow_reader, QUESTION))))
+    typing = {a["chat_id"] for a in sandbox.chat_actions if a["action"] == "typing"}
+    assert slow.id in typing
+    assert QUOTE in sandbox.sent(slow.id)[0]["text"] and QUOTE in sandbox.sent(fast.id)[0]["text"]
 
 
 def test_failed_handler_apologises_and_reports_to_admins(bot: InProcessBot) -> None:
