@@ -20,13 +20,15 @@ COPY bot ./bot
 RUN make install VENV=/opt/coverbot PACKAGE=.
 
 FROM ${PYTHON_IMAGE}
-# Never fetch a model or send telemetry; the data dir is the volume.
+# Never fetch a model or send telemetry; the data dir is the volume, and so is the cache of
+# the ONNX graph exported from the bundled model at first use.
 ENV PATH=/opt/coverbot/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     ANONYMIZED_TELEMETRY=False \
-    COVERBOT_DATA_DIR=/data
+    COVERBOT_DATA_DIR=/data \
+    XDG_CACHE_HOME=/data/cache
 RUN groupadd --system --gid 10001 coverbot \
     && useradd --system --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin coverbot \
     && mkdir -p /data /etc/coverbot \

@@ -106,10 +106,16 @@ def run_import(
                 rejected.append(str(item))
                 click.echo(f"skipped {item}", err=True)
 
+    from index.coverage import EncoderMismatch
+
     bar, update = _progress("embedding") if show else (None, None)
-    report = index.import_articles(articles(), progress=update)
-    if bar is not None:
-        bar.close()
+    try:
+        report = index.import_articles(articles(), progress=update)
+    except EncoderMismatch as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if bar is not None:
+            bar.close()
     report.failed += len(rejected)
     report.errors.extend(rejected)
     return report

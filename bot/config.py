@@ -13,6 +13,7 @@ from typing import Any
 
 from index.answer import AnswerSettings
 from index.coverage import IndexSettings
+from index.embeddings import DEFAULT_ENCODER, ENCODERS
 from index.fetch import DEFAULT_USER_AGENT, MB, FetchSettings
 from index.retrieval import RetrievalSettings
 from index.topics import TopicSettings
@@ -36,6 +37,7 @@ class IndexSection:
 
     data_dir: str = str(DEFAULT_DATA_DIR)
     model: str = "all-MiniLM-L6-v2"
+    encoder: str = DEFAULT_ENCODER
     passage_chars: int = 400
     chroma_url: str = ""
 
@@ -176,6 +178,7 @@ class Config:
         """The core's settings from this configuration."""
         return IndexSettings(
             model=self.index.model,
+            encoder=self.index.encoder,
             passage_chars=self.index.passage_chars,
             chroma_url=self.index.chroma_url or None,
             retrieval=self.retrieval,
@@ -272,6 +275,8 @@ def _sources(tables: Any) -> tuple[SourceEntry, ...]:
 def _validate(config: Config) -> None:
     if config.index.passage_chars < 100:
         raise ConfigError("index.passage_chars must be at least 100")
+    if config.index.encoder not in ENCODERS:
+        raise ConfigError(f"index.encoder must be one of {', '.join(map(repr, ENCODERS))}")
     if config.retrieval.fusion not in ("score", "rrf"):
         raise ConfigError("retrieval.fusion must be 'score' or 'rrf'")
     if not 0.0 <= config.retrieval.dense_weight <= 1.0:

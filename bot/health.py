@@ -98,7 +98,7 @@ def check_model(config: Config) -> Check:
 
     t0 = time.perf_counter()
     try:
-        embedder = Embedder(config.index.model)
+        embedder = Embedder(config.index.model, encoder=config.index.encoder)
         vectors = embedder.encode(["health"])
     except Exception as exc:  # a missing package, bad weights, no memory: all unhealthy
         return Check("model", False, f"{config.index.model}: {_reason(exc)}")

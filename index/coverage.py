@@ -16,7 +16,7 @@ import numpy as np
 from . import layout
 from .answer import Answer, AnswerSettings, ArticleHit, build_answer, group_by_article
 from .articles import Article, article_key
-from .embeddings import Embedder
+from .embeddings import DEFAULT_ENCODER, Embedder
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
 from .retrieval import RetrievalSettings, ScoredPassage, hybrid_search
@@ -29,11 +29,17 @@ log = logging.getLogger(__name__)
 _BATCH_ARTICLES = 256
 
 
+class EncoderMismatch(RuntimeError):
+    """The index holds vectors from another encoder than the one importing into it."""
+
+
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
     """Everything that shapes the index; the bot's config maps onto this."""
 
     model: str | None = None
+    # "onnx" or "torch" (index/embeddings.py); an index keeps the encoder it was built with.
+    encoder: str = DEFAULT_ENCODER
     passage_chars: int = 400
     chroma_url: str | None = None
     collection: str = "passages"
@@ -125,7 +131,7 @@ class CoverageIndex:
     def embedder(self) -> Embedder:
         """The embedding model (loaded on first encode)."""
         if self._embedder is None:
-            self._embedder = Embedder(self.settings.model)
+            self._embedder = Embedder(self.settings.model, encoder=self.settings.encoder)
         return self._embedder
 
     @property
@@ -175,6 +181,7 @@ class CoverageIndex:
         report = ImportReport()
         t0 = time.perf_counter()
         with self._write_lock:
+            self._check_encoder()
             batch: dict[str, Article] = {}
             for article in items:
                 batch[article.key] = article  # the last version of a repeated URL wins
@@ -187,6 +194,20 @@ class CoverageIndex:
                 self.store.set_meta("last_import", datetime.now(UTC).isoformat(timespec="seconds"))
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _check_encoder(self) -> None:
+        """Record the encoder at the first import; refuse to add another encoder's vectors."""
+        built = self.store.get_meta("encoder")
+        if built is None:
+            # Indexes from before the encoder was recorded were all built with torch.
+            built = "torch" if self.store.counts()["passages"] else self.embedder.encoder
+            self.store.set_meta("encoder", built)
+        if built != self.embedder.encoder:
+            raise EncoderMismatch(
+                f"the index in {self.path} was built with encoder {built!r}, not "
+                f"{self.embedder.encoder!r}: set [index] encoder = {built!r}, or rebuild the "
+                f"index with {self.embedder.encoder!r} (coverbot reindex)"
+            )
 
     def _import_batch(
         self,

@@ -1,9 +1,12 @@
 """The one module that owns the embedding model, with a choice of encoder backend.
 
-"torch" runs the sentence-transformers pipeline. "onnx" runs the same network, exported once
-with torch.onnx and fused by ONNX Runtime's transformer optimizer, under ONNX Runtime: about
-twice the throughput on a small CPU, vectors equal to torch's to float rounding. The export
-is cached on disk and never downloaded.
+"torch" runs the sentence-transformers pipeline. "onnx" runs the same network (transformer,
+mean pooling, L2 normalisation), exported once with torch.onnx and fused by ONNX Runtime's
+transformer optimizer: vectors equal to torch's to float rounding (min cosine 0.9999995 on
+2,000 BBC passages), about 1.3x the passages per CPU-second on a 2-core AVX2 CPU and more on
+a busy one, whose stolen cores stall torch's OpenMP threads more than ONNX Runtime's pool.
+Dynamic int8 quantisation was measured and left out: no faster on this CPU (no VNNI), and
+vectors moved (mean cosine 0.992). The graph is cached on disk; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ENCODERS = ("torch", "onnx")
+# What the index uses unless configured otherwise: the fastest encoder within the quality bar
+# (eval metrics within 0.5 points of torch; see benchmarks/import_throughput.py).
+DEFAULT_ENCODER = "onnx"
 # Bump when the export recipe changes, so cached graphs from an older recipe are not reused.
 _EXPORT_RECIPE = 1
 _ONNX_MODULES = (
@@ -75,7 +81,11 @@ def _offline() -> None:
 
 
 class Embedder:
-    """Encodes text to unit-length float32 vectors; loads the model on first use."""
+    """Encodes text to unit-length float32 vectors; loads the model on first use.
+
+    `encoder` defaults to torch, the reference pipeline; the index's default is
+    `DEFAULT_ENCODER` (via `IndexSettings`). `cache_dir` holds exported ONNX graphs.
+    """
 
     def __init__(
         self,
@@ -135,7 +145,9 @@ class Embedder:
         """Length of the vectors this model produces."""
         if self.encoder == "onnx":
             return self.onnx.dimension
-        dim = self.model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method (the old name warns); 5 has only the old.
+        model = self.model
+        dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
         assert dim is not None
         return int(dim)
 
@@ -149,20 +161,23 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.encoder == "onnx":
             return self.onnx.encode(texts, self.batch_size, progress)
-        chunks = []
+        # Longest first across all texts, not only within each chunk as sentence-transformers
+        # does: batches then pad to texts of about their own length.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         step = max(self.batch_size * 4, 1)
         for i in range(0, len(texts), step):
-            part = self.model.encode(
-                list(texts[i : i + step]),
+            rows = order[i : i + step]
+            out[rows] = self.model.encode(
+                [texts[r] for r in rows],
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-            chunks.append(np.asarray(part, dtype=np.float32))
             if progress:
                 progress(min(len(texts), i + step))
-        return np.vstack(chunks)
+        return out
 
     def encode_query(self, text: str) -> np.ndarray:
         """Encode one question."""
@@ -179,6 +194,9 @@ class OnnxEncoder:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle workers would spin after each encode: measured with one reader, the bot used
+        # 168% CPU spinning and 87% without, at the same latency (BENCHMARKS.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self.tokenizer.no_padding()  # each batch is padded to its own longest text below
@@ -189,7 +207,10 @@ class OnnxEncoder:
     @classmethod
     def load(cls, model_path: Path, cache_dir: Path) -> OnnxEncoder:
         """Open the cached graph for this model, exporting it first when there is none."""
-        graph = cache_dir / f"{model_path.name}-{_fingerprint(model_path)}.onnx"
+        import onnxruntime
+
+        key = _fingerprint(model_path, onnxruntime.__version__)
+        graph = cache_dir / f"{model_path.name}-{key}.onnx"
         if not graph.is_file():
             _export(model_path, graph)
         try:
@@ -204,8 +225,7 @@ class OnnxEncoder:
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Encode longest first, so each batch pads only to texts of about its own length."""
-        # sentence-transformers strips each text before tokenizing; so do we.
-        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+        encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -237,9 +257,12 @@ def _max_seq_length(model_path: Path) -> int:
     return int(_read_json(model_path / "config.json").get("max_position_embeddings", 512))
 
 
-def _fingerprint(model_path: Path) -> str:
-    """Short hash of the model's files (name, size, mtime) and the export recipe."""
-    digest = hashlib.sha256(f"recipe {_EXPORT_RECIPE}\n".encode())
+def _fingerprint(model_path: Path, runtime: str) -> str:
+    """Short hash of the model's files (name, size, mtime), the recipe and the runtime's version.
+
+    The fused graph uses ONNX Runtime's own operators, so another version exports afresh.
+    """
+    digest = hashlib.sha256(f"recipe {_EXPORT_RECIPE} onnxruntime {runtime}\n".encode())
     for path in sorted(p for p in model_path.rglob("*") if p.is_file()):
         stat = path.stat()
         digest.update(
@@ -249,13 +272,16 @@ def _fingerprint(model_path: Path) -> str:
 
 
 def _check_onnx_pipeline(model_path: Path) -> None:
-    """The graph reproduces Transformer + mean pooling + Normalize; refuse any other pipeline."""
-    modules = model_path / "modules.json"
-    if not modules.is_file():
+    """The graph reproduces Transformer + mean pooling (+ Normalize); refuse any other pipeline."""
+    modules_file = model_path / "modules.json"
+    if not modules_file.is_file():
         return  # a bare transformers directory: sentence-transformers adds mean pooling too
-    kinds = tuple(m["type"] for m in _read_json(modules))
-    pooling = _read_json(model_path / "1_Pooling" / "config.json") if len(kinds) > 1 else {}
-    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
+    modules = _read_json(modules_file)
+    kinds = tuple(m["type"] for m in modules)
+    modes: set[str] = set()
+    if len(modules) > 1:
+        pooling = _read_json(model_path / modules[1]["path"] / "config.json")
+        modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
     if kinds not in (_ONNX_MODULES, _ONNX_MODULES[:2]) or modes != {"pooling_mode_mean_tokens"}:
         raise ModelError(
             f"the onnx encoder supports Transformer + mean Pooling (+ Normalize) models; "
@@ -270,6 +296,9 @@ def _export(model_path: Path, graph: Path) -> None:
     import torch
     from onnxruntime.transformers import optimizer
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     class Pooled(torch.nn.Module):
         """The transformer with sentence-transformers' mean pooling and L2 normalisation."""
@@ -295,10 +324,10 @@ def _export(model_path: Path, graph: Path) -> None:
     ).eval()
     sample = torch.ones((2, 8), dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    graph.parent.mkdir(parents=True, exist_ok=True)
     raw = graph.with_suffix(f".raw-{os.getpid()}.onnx")
     fused = graph.with_suffix(f".tmp-{os.getpid()}.onnx")
     try:
+        graph.parent.mkdir(parents=True, exist_ok=True)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape-constant branches
             torch.onnx.export(
