@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .cadence import DAILY, INSTANT, WEEKDAYS, Schedule, next_due, zone_of
+from .cadence import DAILY, INSTANT, Schedule, next_due, zone_of
 from .render import (
     MAX_UNITS,
     PART_SEPARATOR,
@@ -285,8 +285,3 @@ def parse_digest_button(data: str | None) -> str | None:
     """The choice of a /digest button, or None."""
     match = _DIGEST.match(data or "")
     return match.group(1) if match else None
-
-
-def weekday_names() -> tuple[str, ...]:
-    """Weekday abbreviations /digest weekly accepts."""
-    return WEEKDAYS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from telegram import ChatMember, Update
@@ -18,7 +19,7 @@ from telegram.constants import ParseMode
 from index.topics import normalize_topic
 
 from . import render, render_digest
-from .cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, TimezoneError, parse_timezone
+from .cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, parse_timezone
 from .digests import preview
 from .replies import markup, send_parts
 from .scheduler import ensure_digest_job, job_queue_of
@@ -74,6 +75,26 @@ async def _change_schedule(
     return reader
 
 
+async def _argument(
+    context: BotContext,
+    chat_id: int,
+    parse: Callable[[str], str],
+    usage: str,
+    problem: Callable[[str], str],
+) -> str | None:
+    """The command's argument through ``parse``; None after telling the reader how to use
+    the command (no argument) or what is wrong with it (``parse`` raised ValueError)."""
+    raw = " ".join(context.args or [])
+    if not raw.strip():
+        await send_parts(context, chat_id, [usage])
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        await send_parts(context, chat_id, [problem(str(exc))])
+        return None
+
+
 # -- commands ------------------------------------------------------------------------------
 
 
@@ -81,14 +102,14 @@ async def on_follow(update: Update, context: BotContext) -> None:
     """/follow <topic>."""
     message, chat = update.effective_message, update.effective_chat
     assert message is not None and chat is not None
-    raw = " ".join(context.args or [])
-    if not raw.strip():
-        await send_parts(context, chat.id, [render_digest.follow_usage_message()])
-        return
-    try:
-        text = normalize_topic(raw)
-    except ValueError as exc:
-        await send_parts(context, chat.id, [render_digest.topic_problem_message(str(exc))])
+    text = await _argument(
+        context,
+        chat.id,
+        normalize_topic,
+        render_digest.follow_usage_message(),
+        render_digest.topic_problem_message,
+    )
+    if text is None:
         return
     store = context.services.state.subscribers
     try:
@@ -162,14 +183,14 @@ async def on_timezone(update: Update, context: BotContext) -> None:
     """/timezone Asia/Gaza | Cairo | UTC+2."""
     chat = update.effective_chat
     assert chat is not None
-    raw = " ".join(context.args or [])
-    if not raw.strip():
-        await send_parts(context, chat.id, [render_digest.timezone_usage_message()])
-        return
-    try:
-        name = parse_timezone(raw)
-    except TimezoneError as exc:
-        await send_parts(context, chat.id, [render_digest.timezone_usage_message(str(exc))])
+    name = await _argument(
+        context,
+        chat.id,
+        parse_timezone,
+        render_digest.timezone_usage_message(),
+        render_digest.timezone_usage_message,
+    )
+    if name is None:
         return
     reader = await _reader(context, chat.id)
     current = reader.schedule if reader else default_schedule(context)
