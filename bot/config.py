@@ -18,6 +18,8 @@ from index.fetch import DEFAULT_USER_AGENT, MB, FetchSettings
 from index.retrieval import RetrievalSettings
 from index.topics import TopicSettings
 
+from .cadence import CADENCES, TimezoneError, zone_of
+
 ENV_CONFIG = "COVERBOT_CONFIG"
 ENV_DATA_DIR = "COVERBOT_DATA_DIR"
 ENV_TOKEN = "TELEGRAM_TOKEN"
@@ -303,8 +305,6 @@ def _validate(config: Config) -> None:
 
 
 def _validate_digests(digests: DigestsSection) -> None:
-    from .cadence import CADENCES, TimezoneError, zone_of
-
     if digests.default_cadence not in CADENCES:
         raise ConfigError(f"digests.default_cadence must be one of {', '.join(CADENCES)}")
     if not 0 <= digests.default_hour <= 23:

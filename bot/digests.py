@@ -15,7 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -123,6 +123,20 @@ def choose_items(
     return [chosen[url] for url in newest]
 
 
+async def match(
+    services: Services, topics: Iterable[str], articles: Sequence[StoredArticle]
+) -> dict[str, list[TopicMatch]]:
+    """Which articles match each topic, keyed by the case-folded topic; each distinct topic
+    is matched once, on the model's thread."""
+    if not articles:
+        return {}
+    distinct = {topic.casefold(): topic for topic in topics}
+    found = await services.batcher.call(
+        services.index.match_topics, sorted(distinct.values()), articles, services.topic_settings
+    )
+    return {topic.casefold(): items for topic, items in found.items()}
+
+
 async def plan(services: Services, slot: str | None, now: datetime, report: RunReport) -> None:
     """Write the delivery log for every reader of ``slot`` (None: all) due at ``now``."""
     store = services.state.subscribers
@@ -134,15 +148,8 @@ async def plan(services: Services, slot: str | None, now: datetime, report: RunR
     # Under the index lock no refresh is half-way through writing: every article first
     # seen before ``now`` is visible.
     async with services.index_lock:
-        index = services.index
-        articles: list[StoredArticle] = await asyncio.to_thread(index.arrivals, since, now)
-    matches: dict[str, list[TopicMatch]] = {}
-    if articles:
-        folded = {t.text.casefold(): t.text for r in readers for t in r.topics}
-        found = await services.batcher.call(
-            index.match_topics, sorted(folded.values()), articles, services.topic_settings
-        )
-        matches = {topic.casefold(): items for topic, items in found.items()}
+        articles = await asyncio.to_thread(services.index.arrivals, since, now)
+    matches = await match(services, [t.text for r in readers for t in r.topics], articles)
 
     def write() -> int:
         planned = 0
@@ -174,10 +181,10 @@ async def deliver_chat(
     """One chat's waiting deliveries, part by part."""
     store = services.state.subscribers
     items = await asyncio.to_thread(store.due_items, chat_id)
-    reader = await asyncio.to_thread(store.get, chat_id)
-    if not items or reader is None or not reader.active:
+    chat_type = await asyncio.to_thread(store.active_chat_type, chat_id)
+    if not items or chat_type is None:
         return
-    group = reader.chat_type != "private"
+    group = chat_type != "private"
     for part in digest_parts(items):
         if not part.ids:
             continue
@@ -317,15 +324,9 @@ async def preview(
     reader = await asyncio.to_thread(store.get, chat_id)
     if reader is None or not reader.topics:
         return None
-    index = services.index
-    articles = await asyncio.to_thread(index.arrivals, reader.watermark, now)
+    articles = await asyncio.to_thread(services.index.arrivals, reader.watermark, now)
     waiting = await asyncio.to_thread(store.due_items, chat_id)
-    matches: dict[str, list[TopicMatch]] = {}
-    if articles:
-        found = await services.batcher.call(
-            index.match_topics, [t.text for t in reader.topics], articles, services.topic_settings
-        )
-        matches = {topic.casefold(): items for topic, items in found.items()}
+    matches = await match(services, [t.text for t in reader.topics], articles)
     logged = {url for url, _ in await asyncio.to_thread(store.deliveries_of, chat_id)}
     items = list(waiting)
     for n, item in enumerate(

@@ -212,17 +212,7 @@ class SubscriberStore:
                     subscribers.insert().values(**_new_reader(chat_id, chat_type, default, now))
                 )
             elif not row.active:
-                conn.execute(
-                    subscribers.update()
-                    .where(subscribers.c.chat_id == chat_id)
-                    .values(
-                        active=True,
-                        watermark=now,
-                        last_digest_at=now,
-                        deactivated_at=None,
-                        deactivated_reason=None,
-                    )
-                )
+                conn.execute(_reactivation(chat_id, now))
             existing = conn.execute(
                 sa.select(topics.c.id, topics.c.text).where(
                     topics.c.chat_id == chat_id, topics.c.folded == folded
@@ -302,6 +292,15 @@ class SubscriberStore:
         assert found is not None
         return found
 
+    def active_chat_type(self, chat_id: int) -> str | None:
+        """The chat's type ("private", "group", ...) if it is an active reader, else None."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(subscribers.c.chat_type).where(
+                    subscribers.c.chat_id == chat_id, subscribers.c.active.is_(True)
+                )
+            ).scalar()
+
     def deactivate(self, chat_id: int, reason: str, now: datetime | None = None) -> bool:
         """Stop sending to a chat (blocked, removed from a group); True if it was active."""
         with self.engine.begin() as conn:
@@ -316,18 +315,7 @@ class SubscriberStore:
         """The chat is back (unblocked, re-added): resume from now, without a backlog."""
         now = now or _now()
         with self.engine.begin() as conn:
-            result = conn.execute(
-                subscribers.update()
-                .where(subscribers.c.chat_id == chat_id, subscribers.c.active.is_(False))
-                .values(
-                    active=True,
-                    watermark=now,
-                    last_digest_at=now,
-                    deactivated_at=None,
-                    deactivated_reason=None,
-                )
-            )
-            return bool(result.rowcount)
+            return bool(conn.execute(_reactivation(chat_id, now)).rowcount)
 
     def slots(self) -> list[str]:
         """The distinct cadence slots of active readers with topics (one job each)."""
@@ -594,6 +582,21 @@ class SubscriberStore:
                     .order_by(deliveries.c.id)
                 )
             ]
+
+
+def _reactivation(chat_id: int, now: datetime) -> sa.Update:
+    """Make an inactive reader active again from ``now``: no backlog of what it missed."""
+    return (
+        subscribers.update()
+        .where(subscribers.c.chat_id == chat_id, subscribers.c.active.is_(False))
+        .values(
+            active=True,
+            watermark=now,
+            last_digest_at=now,
+            deactivated_at=None,
+            deactivated_reason=None,
+        )
+    )
 
 
 def _new_reader(
