@@ -30,8 +30,9 @@ def _is_capitalised(word: str) -> bool:
 
 
 def names_in_headlines(titles: Sequence[str]) -> list[str]:
-    """Names (runs of capitalised words past a headline's first, and acronyms) that the
-    headlines mention, most mentioned first, ties in the order of `titles`.
+    """Names (runs of capitalised words, a headline's first word only when a capitalised
+    one follows, and acronyms) that the headlines mention, most mentioned first, ties in
+    the order of `titles`.
 
     Headlines in Title Case are skipped: every word is capitalised there, names or not.
     """
@@ -45,9 +46,13 @@ def names_in_headlines(titles: Sequence[str]) -> list[str]:
         if len(words) >= 4 and sum(w[0].isupper() for w in words) > 0.6 * len(words):
             continue
         run: list[str] = []
-        for i, word in enumerate([*words, ""]):
+        padded = [*words, ""]
+        for i, word in enumerate(padded):
             acronym = len(word) >= 2 and word.isupper()
-            if word and (acronym or (i > 0 and _is_capitalised(word))):
+            # A headline's first word is capitalised anyway: a name only when the next
+            # word is capitalised too ("Steve Witkoff urges..."), or an acronym.
+            name_start = i > 0 or (bool(padded[1]) and _is_capitalised(padded[1]))
+            if word and (acronym or (name_start and _is_capitalised(word))):
                 run.append(word)
                 continue
             if run:
