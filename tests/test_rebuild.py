@@ -40,6 +40,7 @@ def test_second_rebuild_is_refused_while_one_runs(tmp_path: Path, embedder: Embe
         index.rebuild()
 
 
+@pytest.mark.slow  # a subprocess
 def test_rebuild_killed_halfway_leaves_the_old_index_serving(
     tmp_path: Path, embedder: Embedder
 ) -> None:
