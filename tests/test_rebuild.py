@@ -18,6 +18,7 @@ from index.embeddings import Embedder
 from tests.conftest import ROOT, sample_articles
 
 
+@pytest.mark.slow  # re-embeds the whole index
 def test_rebuild_switches_over_and_old_index_serves_until_then(
     tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -55,6 +55,9 @@ async def check_fault(
     assert registry.get(faulty.id).failing is False  # type: ignore[union-attr]
 
 
+# The whole matrix waits out real timeouts and retries; the fast suite keeps the
+# contained-error cases below.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "path", "fault", "reason"),
     [
