@@ -138,6 +138,10 @@ class FeedSource(Source):
     min_content_chars: int = 400
     remember: int = 2000
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """The URL must parse as a feed."""
+        parse_feed(await fetcher.get(self.url))
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

@@ -104,6 +104,11 @@ class SitemapSource(Source):
     url: str
     max_pages: int = 500
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """The URL must parse as a sitemap."""
+        response = await fetcher.get(self.url)
+        parse_sitemap(response.content, response.url)
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:
