@@ -68,6 +68,8 @@ class SourceReport:
     error: str | None = None
     skipped_until: datetime | None = None
     consecutive_failures: int = 0
+    # "where: why" of the first records that failed, for the operator.
+    rejected: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -137,3 +137,14 @@ def test_reindex_killed_halfway_then_the_next_one_succeeds(
 
 def _others(data_dir: Path, live: str) -> list[str]:
     return [p.name for p in data_dir.glob("gen-*") if p.name != live]
+
+
+def test_refresh_says_why_records_were_skipped(tmp_path: Path) -> None:
+    desk = tmp_path / "desk"
+    desk.mkdir()
+    (desk / "note.md").write_text("Ferry returns\n\nThe night ferry runs again.\n")
+    assert coverbot(tmp_path, "sources", "add", "--kind", "folder", str(desk))[0] == 0
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "refresh"])
+    assert f"#1 {desk}: added 0, updated 0, removed 0, unchanged 0, failed 1" in result.stdout
+    assert "1 source refreshed in" in result.stdout
+    assert f"  skipped {desk / 'note.md'}: no url: put 'url: https://...'" in result.stderr

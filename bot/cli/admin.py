@@ -100,6 +100,8 @@ def refresh(config: Config, source_ids: tuple[int, ...]) -> None:
     report = with_services(config, lambda s: run_refresh(s, list(source_ids) or None))
     for item in report.sources:
         click.echo(f"#{item.source_id} {item.label}: {summary_line(item)}")
+        for reason in item.rejected:  # at INFO in the log, which commands keep quiet
+            click.echo(f"  skipped {reason}", err=True)
     click.echo(f"{plural(len(report.sources), 'source')} refreshed in {report.seconds:.1f}s")
     if any(item.error for item in report.sources):
         sys.exit(1)
