@@ -218,4 +218,19 @@ def test_eval_refuses_an_index_without_the_questions_articles(
     line = one_line_error(
         invoke("--data-dir", str(one_article), "eval", "--questions", str(questions))
     )
-    assert line.startswith(f"the index in {one_article} holds none of the 1 articles")
+    assert line.startswith(f"the index in {one_article} holds no article that these 1 ")
+
+
+def test_eval_warns_when_the_index_holds_only_some_articles(
+    one_article: Path, tmp_path: Path
+) -> None:
+    lines = [
+        {"id": "1", "question": "Is the ferry running?", "url": ARTICLE["url"], "any_of": []},
+        {"id": "2", "question": "Who won?", "url": "https://bbc.example/1", "any_of": []},
+    ]
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = invoke("--data-dir", str(one_article), "eval", "--questions", str(questions))
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 of 2 questions are about articles the index does not hold" in result.stderr
+    assert result.stdout.startswith("2 questions (all)")

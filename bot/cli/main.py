@@ -319,8 +319,8 @@ def _check_gold(missing: list[Question], questions: list[Question], config: Conf
         return
     if len(missing) == answerable:
         raise click.ClickException(
-            f"the index in {config.data_dir} holds none of the {answerable} articles these "
-            "questions are about: import the corpus they were written for first"
+            f"the index in {config.data_dir} holds no article that these {answerable} "
+            "answerable questions are about: import the corpus they were written for first"
         )
     click.echo(
         f"warning: {len(missing)} of {answerable} questions are about articles the index "
