@@ -234,3 +234,13 @@ def test_eval_warns_when_the_index_holds_only_some_articles(
     assert result.exit_code == 0, result.output
     assert "warning: 1 of 2 questions are about articles the index does not hold" in result.stderr
     assert result.stdout.startswith("2 questions (all)")
+
+
+def test_errors_of_our_own_keep_their_message(one_article: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\nmodel = "{tmp_path / "no-model"}"\n')
+    result = invoke("--config", str(config), "--data-dir", str(one_article), "ask", "Ferry?")
+    assert one_line_error(result) == (
+        f"model '{tmp_path / 'no-model'}' is not a local sentence-transformers directory "
+        "(no modules.json or config.json); models are never downloaded"
+    )

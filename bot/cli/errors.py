@@ -17,6 +17,8 @@ import click
 from bot.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
+# Packages whose exceptions carry messages meant for operators (ModelError, StorageError...).
+_OURS = frozenset({"bot", "index"})
 
 
 def _first_line(exc: BaseException) -> str:
@@ -42,6 +44,8 @@ def describe(exc: Exception, config: Config | None) -> str:
     """One line saying what failed, for an operator."""
     if isinstance(exc, ConfigError):
         return f"config: {exc}"
+    if type(exc).__module__.partition(".")[0] in _OURS:
+        return _first_line(exc)  # our own errors are written for operators already
     telegram = sys.modules.get("telegram.error")
     if telegram is not None:
         if isinstance(exc, telegram.InvalidToken):
