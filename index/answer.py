@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .lexical import LexicalIndex, tokenize
-from .passages import Passage, Span
+from .passages import Passage, Span, split_sentences
 from .qtype import answer_type, offers
 from .retrieval import ScoredPassage
 from .store import StoredArticle
@@ -64,6 +64,9 @@ class Excerpt:
     start: int
     end: int
     article_key: str = field(repr=False, default="")
+    # The answering sentence inside `text` ([start, end) offsets into it), or None for a
+    # one-sentence excerpt; renderers mark it.
+    answer_span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape of an excerpt."""
@@ -73,6 +76,7 @@ class Excerpt:
             "published_at": self.published_at,
             "text": self.text,
             "score": round(self.score, 4),
+            "answer_span": list(self.answer_span) if self.answer_span else None,
         }
 
 
@@ -251,9 +255,10 @@ def build_answer(
         if hit.scored.fused < top * settings.relative_floor:
             break
         if settings.excerpt_mode == "passage":
-            span = Span(hit.passage.start, hit.passage.end)
+            span, sentence = Span(hit.passage.start, hit.passage.end), None
         else:
             span = choose_excerpt(hit, question, query_terms, lexical, settings)
+            sentence = answering_sentence(hit, span, question, query_terms, lexical, settings)
         art = hit.article.article
         excerpts.append(
             Excerpt(
@@ -265,6 +270,34 @@ def build_answer(
                 start=span.start,
                 end=span.end,
                 article_key=hit.article.key,
+                answer_span=sentence,
             )
         )
     return Answer(question, True, tuple(excerpts), sure)
+
+
+def answering_sentence(
+    hit: ArticleHit,
+    span: Span,
+    question: str,
+    query_terms: Sequence[str],
+    lexical: LexicalIndex,
+    settings: AnswerSettings,
+) -> tuple[int, int] | None:
+    """The sentence of an excerpt to mark, as offsets into the excerpt: the one holding most
+    of the question's weight, with the answer-type bonus (ties: the first). None for a
+    one-sentence excerpt: it is all the answer."""
+    text = hit.article.article.body[span.start : span.end]
+    sentences = split_sentences(text)
+    if len(sentences) < 2:
+        return None
+    kind = answer_type(question)
+
+    def score(s: Span) -> float:
+        part = text[s.start : s.end]
+        return _coverage(query_terms, part, lexical) + settings.answer_type_bonus * offers(
+            kind, part, question
+        )
+
+    best = max(sentences, key=score)
+    return (best.start, best.end)

@@ -26,13 +26,18 @@ TRICKY = excerpt(
     'Officials said "1 < 2 & 3 > 2" — <script>alert(1)</script> &amp; AT&T\'s <b>bold</b> claim.',
     title='Q&A: <i>Gaza</i> talks & "truce"',
     url='https://n.example/2025/03/05/q-a?x=1&y="2"',
+    answer_span=(15, 27),
 )
 PLAIN = excerpt(
     "Witkoff urged Israel to uphold the ceasefire and allow aid trucks through the crossings.",
     title="Mediators step up efforts to keep Gaza truce alive",
     url="https://sample.coverbot.example/2025/03/05/mediators/",
 )
-UNDATED = excerpt("ما هو الخبر؟ 😀 emoji and RTL.\n\nA second paragraph.", published_at=None)
+UNDATED = excerpt(
+    "ما هو الخبر؟ 😀 emoji and RTL.\n\nA second paragraph.",
+    published_at=None,
+    answer_span=(31, 50),
+)
 
 
 def check_parts(parts: list[str]) -> list[str]:
@@ -43,6 +48,20 @@ def check_parts(parts: list[str]) -> list[str]:
         assert 0 < utf16_len(plain) <= render.MAX_UNITS
         texts.append(plain)
     return texts
+
+
+@settings(max_examples=200)
+@given(
+    value=st.text(max_size=300),
+    a=st.integers(min_value=0, max_value=320),
+    b=st.integers(min_value=0, max_value=320),
+)
+def test_marked_answer_keeps_the_text_verbatim(value: str, a: int, b: int) -> None:
+    span = (min(a, b), max(a, b))
+    block = render.marked(value, 0, span)
+    plain, _ = parse_telegram_html(block.html)
+    assert plain == value.encode("utf-8", "replace").decode("utf-8")
+    assert block.units == utf16_len(plain)
 
 
 def test_answer_golden(golden: Golden) -> None:

@@ -45,7 +45,14 @@ def test_ask_json(data_dir: Path) -> None:
     answer = json.loads(out)
     assert set(answer) == {"question", "answered", "excerpts"}
     assert answer["answered"] is True
-    assert set(answer["excerpts"][0]) == {"url", "title", "published_at", "text", "score"}
+    assert set(answer["excerpts"][0]) == {
+        "url",
+        "title",
+        "published_at",
+        "text",
+        "score",
+        "answer_span",
+    }
     assert "Witkoff urged Israel" in answer["excerpts"][0]["text"]
 
 
@@ -54,6 +61,13 @@ def test_ask_text(data_dir: Path) -> None:
     assert code == 0 and "does not answer" in out
     code, out = run(data_dir, "ask")
     assert code == 2 and "QUESTION or --questions" in out
+
+
+def test_ask_text_marks_the_answering_sentence(data_dir: Path) -> None:
+    code, out = run(data_dir, "ask", "What did Witkoff urge?")
+    assert code == 0
+    assert "**Witkoff urged Israel to uphold the ceasefire" in out
+    assert out.count("**") % 2 == 0
 
 
 def test_stats_json(data_dir: Path) -> None:

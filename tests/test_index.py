@@ -28,6 +28,14 @@ def test_witkoff_sentence_comes_first(sample_index: CoverageIndex) -> None:
     assert first.title and first.published_at == "2025-03-05T09:30:00+00:00"
 
 
+def test_the_answering_sentence_is_marked(sample_index: CoverageIndex) -> None:
+    first = sample_index.ask("What did Witkoff urge?").excerpts[0]
+    assert first.answer_span is not None  # a three-sentence excerpt
+    start, end = first.answer_span
+    assert first.text[start:end].startswith("Witkoff urged Israel to uphold the ceasefire")
+    assert first.to_dict()["answer_span"] == [start, end]
+
+
 def test_sample_questions_answer_or_decline(sample_index: CoverageIndex) -> None:
     questions = [json.loads(line) for line in SAMPLE_QUESTIONS.read_text().splitlines()]
     answers = sample_index.ask_many([q["question"] for q in questions])
@@ -71,6 +79,10 @@ def test_every_excerpt_is_verbatim(sample_index: CoverageIndex, question: str) -
     for ex in answer.excerpts:
         assert ex.text == bodies[ex.url][ex.start : ex.end]
         assert 0 < len(ex.text) <= 400 or ex.text.count(". ") == 0
+        if ex.answer_span is not None:  # the marked sentence lies inside the excerpt
+            start, end = ex.answer_span
+            assert 0 <= start < end <= len(ex.text)
+            assert ex.text[start:end].strip() == ex.text[start:end]
 
 
 def test_reimport_is_idempotent(fresh_index: CoverageIndex) -> None:

@@ -92,6 +92,13 @@ def import_cmd(config: Config, paths: tuple[Path, ...], base_url: str | None) ->
         sys.exit(1)
 
 
+def _marked(text: str, span: tuple[int, int] | None) -> str:
+    """The excerpt with its answering sentence between ** (the terminal's bold)."""
+    if span is None:
+        return text
+    return f"{text[: span[0]]}**{text[span[0] : span[1]]}**{text[span[1] :]}"
+
+
 def _print_answer(answer: Answer) -> None:
     if not answer.answered:
         click.echo("The coverage does not answer this question.")
@@ -100,7 +107,7 @@ def _print_answer(answer: Answer) -> None:
         date = (ex.published_at or "undated")[:10]
         click.secho(f"{i}. {ex.title}", bold=True)
         click.echo(f"   {date}  {ex.url}")
-        click.echo(f"   “{ex.text}”\n")
+        click.echo(f"   “{_marked(ex.text, ex.answer_span)}”\n")
 
 
 def _read_questions(path: str) -> Iterator[tuple[int, dict[str, Any]]]:

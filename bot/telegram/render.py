@@ -154,13 +154,29 @@ def headline(url: str, title: str, published_at: str | None, separator: str = "\
     return join([head, tag("i", text(date))], separator) if date else head
 
 
+def marked(value: str, offset: int, span: tuple[int, int] | None) -> Block:
+    """Text whose part inside ``span`` (offsets into the excerpt; ``value`` starts at
+    ``offset``) is bold: the sentence that answers. The text stays verbatim."""
+    if span is None:
+        return text(value)
+    lo = min(max(span[0] - offset, 0), len(value))
+    hi = min(max(span[1] - offset, 0), len(value))
+    if lo >= hi:
+        return text(value)
+    return text(value[:lo]) + tag("b", text(value[lo:hi])) + text(value[hi:])
+
+
 def excerpt_blocks(excerpt: Excerpt, limit: int = MAX_UNITS) -> list[Block]:
-    """Headline and date, then the verbatim excerpt in one or more blockquotes."""
+    """Headline and date, then the verbatim excerpt in one or more blockquotes, its
+    answering sentence in bold."""
     head = headline(excerpt.url, excerpt.title, excerpt.published_at)
-    chunks = split_text(_clean(excerpt.text), limit - head.units - 1)
+    pieces = split_text(_clean(excerpt.text), limit - head.units - 1)
+    offsets = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
     # A part of only whitespace would be an empty message, which Telegram refuses.
-    chunks = chunks[:1] + [c for c in chunks[1:] if c.strip()]
-    quotes = [tag("blockquote", text(chunk)) for chunk in chunks]
+    chunks = [
+        (o, c) for i, (o, c) in enumerate(zip(offsets, pieces, strict=True)) if not i or c.strip()
+    ]
+    quotes = [tag("blockquote", marked(c, o, excerpt.answer_span)) for o, c in chunks]
     return [join([head, quotes[0]]), *quotes[1:]]
 
 
