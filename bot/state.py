@@ -124,8 +124,8 @@ def _now() -> datetime:
 class StateDB:
     """The state database behind one SQLAlchemy URL (SQLite by default)."""
 
-    def __init__(self, url: str) -> None:
-        """Connect (lazily) and bring the schema up to date."""
+    def __init__(self, url: str, *, max_topics: int = 20) -> None:
+        """Connect (lazily) and bring the schema up to date; ``max_topics`` per chat."""
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
@@ -134,7 +134,7 @@ class StateDB:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.version = self.migrate()
         self.sources = SourceRegistry(self.engine)
-        self.subscribers = SubscriberStore(self.engine)
+        self.subscribers = SubscriberStore(self.engine, max_topics)
 
     def migrate(self) -> int:
         """Apply pending migrations, each with its version bump in one transaction."""

@@ -145,6 +145,14 @@ def topic_problem_message(problem: str) -> str:
     return text(f"I cannot follow that: {problem}.").html
 
 
+def too_many_topics_message(limit: int) -> str:
+    """/follow when the chat follows ``limit`` topics already."""
+    return text(
+        f"This chat follows {limit} topics, the most I keep. "
+        "Stop following one first: /following lists them with remove buttons."
+    ).html
+
+
 def unfollowed_message(topic: Topic | None, asked: str) -> str:
     """After /unfollow or its button."""
     if topic is None:

@@ -134,7 +134,7 @@ def open_services(config: Config, index: CoverageIndex | None = None) -> Service
     """The services for a configuration (``index`` lets tests share one)."""
     index = index or CoverageIndex(config.data_dir, config.index_settings())
     metrics = BotMetrics(config.metrics)
-    state = StateDB(config.state_url)
+    state = StateDB(config.state_url, max_topics=config.digests.max_topics)
     state.sources.seed((s.kind, s.url, s.name) for s in config.sources)
     return Services(
         index=index,

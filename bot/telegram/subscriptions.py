@@ -117,7 +117,7 @@ async def on_follow(update: Update, context: BotContext) -> None:
             store.follow, chat.id, chat.type, text, default_schedule(context), _now()
         )
     except TooManyTopics as exc:
-        await send_parts(context, chat.id, [render_digest.topic_problem_message(str(exc))])
+        await send_parts(context, chat.id, [render_digest.too_many_topics_message(exc.limit)])
         return
     reader = await _reader(context, chat.id)
     assert reader is not None
