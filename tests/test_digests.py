@@ -267,6 +267,7 @@ def test_kicked_from_group_deactivates_and_return_resumes(bot: InProcessBot) -> 
     store = bot.services.state.subscribers
     user = bot.sandbox.user("Admin")
     group = bot.sandbox.chat(type="group", title="Newsroom")
+    bot.sandbox.set_member_status(group, user, "creator")
     bot.run(bot.sandbox.inject_message(group, user, "/follow Witkoff"))
     bot.run(bot.sandbox.wait_for(1, chat_id=group.id))
     update = bot.run(bot.sandbox.inject_my_chat_member(group, user, "kicked"))

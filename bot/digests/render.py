@@ -153,6 +153,19 @@ def too_many_topics_message(limit: int) -> str:
     ).html
 
 
+def group_admins_only_message() -> str:
+    """A group member who is not one of its admins tried to change its topics or digests."""
+    return text(
+        "Only this group's admins can change what it follows and when its digests come. "
+        "/following and /digest show the current settings."
+    ).html
+
+
+def group_admins_only_notice() -> str:
+    """The same, as the short notice under a pressed button (plain text)."""
+    return "Only this group's admins can change this."
+
+
 def unfollowed_message(topic: Topic | None, asked: str) -> str:
     """After /unfollow or its button."""
     if topic is None:

@@ -125,6 +125,8 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         (0, InlineQueryHandler(handlers.on_inline_query)),
         # The bot blocked, removed from a group, or back: digests stop or resume.
         (0, ChatMemberHandler(subscriptions.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)),
+        # Someone promoted or demoted in a group: who may change its subscriptions.
+        (0, ChatMemberHandler(subscriptions.on_chat_member, ChatMemberHandler.CHAT_MEMBER)),
         # Last, after the handlers above and any error handling: the update is done.
         (99, TypeHandler(Update, handlers.on_finished)),
     ]
