@@ -129,7 +129,10 @@ class StateDB:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.engine: Engine = sa.create_engine(url)
+        # A failed statement's parameters (readers' questions, chat ids) stay out of error
+        # messages, hence out of the log and the admins' reports, unless logging at DEBUG.
+        hide = not log.isEnabledFor(logging.DEBUG)
+        self.engine: Engine = sa.create_engine(url, hide_parameters=hide)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.version = self.migrate()

@@ -13,7 +13,7 @@ import click
 
 from bot.cli import eval_plot
 from bot.cli.admin import digests, refresh, reindex, sources
-from bot.cli.common import open_index, run_import, sample_path, setup_logging
+from bot.cli.common import open_index, protect_files, run_import, sample_path, setup_logging
 from bot.config import Config, ConfigError, load_config
 from bot.ops.health import health
 from index import Answer, evaluate, gold_of, load_questions, score
@@ -50,7 +50,9 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
         config = load_config(config_path, data_dir)
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from exc
-    setup_logging("DEBUG" if verbose else config.logging.level)
+    secrets = (config.telegram.token, config.telegram.webhook_secret)
+    setup_logging("DEBUG" if verbose else config.logging.level, secrets)
+    protect_files(config)
     ctx.obj = config
 
 
