@@ -103,7 +103,7 @@ def test_a_demoted_admin_loses_the_right_and_private_chats_ask_nobody(
     update = bot.run(sandbox.inject_chat_member(group, editor, "member"))
     bot.run(bot.wait_done(update))
     assert _say(bot, group, editor, "/follow aid").startswith(REFUSAL)
-    stranger = sandbox.user("Stranger")  # never wrote in the group: getChatMember says left
+    stranger = sandbox.user("Stranger")  # a plain member of the group
     assert _say(bot, group, stranger, "/timezone Cairo").startswith(REFUSAL)
 
     reader = sandbox.user("Reader")

@@ -228,13 +228,7 @@ class InjectionMixin:
             self.block_chat(chat)
         else:
             self._blocked.pop(chat.id, None)
-        payload = {
-            "chat": chat.to_dict(),
-            "from": user.to_dict(),
-            "date": int(time.time()),
-            "old_chat_member": chat_member_dict(bot.sender, old),
-            "new_chat_member": chat_member_dict(bot.sender, new_status),
-        }
+        payload = _member_change(chat, user, bot.sender, old, new_status)
         return await bot.push({"my_chat_member": payload})
 
     async def inject_chat_member(
@@ -251,13 +245,7 @@ class InjectionMixin:
         it as ``chat_member`` to bots that are admins there and asked for it."""
         old = old_status or self.user_status.get((chat.id, user.id), "member")
         self.set_member_status(chat, user, new_status)
-        payload = {
-            "chat": chat.to_dict(),
-            "from": (by or user).to_dict(),
-            "date": int(time.time()),
-            "old_chat_member": chat_member_dict(user.to_dict(), old),
-            "new_chat_member": chat_member_dict(user.to_dict(), new_status),
-        }
+        payload = _member_change(chat, by or user, user.to_dict(), old, new_status)
         return await self.bot_state(token).push({"chat_member": payload})
 
     def block_chat(self, chat: SandboxChat) -> None:
@@ -266,6 +254,20 @@ class InjectionMixin:
             self._blocked[chat.id] = "Forbidden: bot was blocked by the user"
         else:
             self._blocked[chat.id] = f"Forbidden: bot was kicked from the {chat.type} chat"
+
+
+def _member_change(
+    chat: SandboxChat, by: SandboxUser, member: dict[str, Any], old: str, new: str
+) -> dict[str, Any]:
+    """Bot API ``ChatMemberUpdated``: ``by`` changed ``member``'s status from ``old`` to
+    ``new`` in ``chat``."""
+    return {
+        "chat": chat.to_dict(),
+        "from": by.to_dict(),
+        "date": int(time.time()),
+        "old_chat_member": chat_member_dict(member, old),
+        "new_chat_member": chat_member_dict(member, new),
+    }
 
 
 def _has_button(message: dict[str, Any], callback_data: str) -> bool:
