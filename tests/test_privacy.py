@@ -19,11 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from bot.cli.main import cli
 from bot.ops.privacy import REDACTED, RedactingFilter
 from bot.sandbox import BotApiSandbox
 from index.coverage import CoverageIndex
-from tests.backends import servers_toml
+from tests.backends import servers_toml, state_server_url
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot
 
 _ = loop_fixture
@@ -88,6 +90,16 @@ def test_debug_log_has_no_token_and_the_data_dir_is_the_owners(
         if stat.S_IMODE(e.stat().st_mode) != (0o700 if e.is_dir() else 0o600)
     }
     assert loose == {}
+
+
+def test_a_new_data_dir_and_state_database_are_the_owners(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "data"
+    result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "sources", "list"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    if not state_server_url():
+        state = data_dir / "state.sqlite3"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
 
 
 def test_filter_redacts_messages_arguments_and_tracebacks_of_every_logger() -> None:
