@@ -52,12 +52,12 @@ async def allowed(update: Update, context: BotContext) -> bool:
     """``may_change``; when not, a short polite reply (a notice under a pressed button)."""
     if await may_change(update, context):
         return True
-    notice = render_digest.group_admins_only_message()
-    if update.callback_query is not None:
-        await update.callback_query.answer(render_digest.group_admins_only_notice())
-    elif update.effective_message is not None:
-        message = update.effective_message
-        await send_parts(context, message.chat_id, [notice], reply_to=reply_target(message))
+    query, message = update.callback_query, update.effective_message
+    if query is not None:
+        await query.answer(render_digest.group_admins_only_notice())
+    elif message is not None:
+        refusal = render_digest.group_admins_only_message()
+        await send_parts(context, message.chat_id, [refusal], reply_to=reply_target(message))
     return False
 
 
