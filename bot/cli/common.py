@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
-from sqlalchemy.engine import make_url
 
 from bot.config import Config
 from bot.ops.privacy import protect_data_dir, redact_logs
@@ -50,10 +49,11 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
 def protect_files(config: Config) -> None:
     """The data dir (and a SQLite state database kept elsewhere) for the owner only: new
     files from now on, existing ones tightened."""
-    state = make_url(config.state_url)
     others = []
-    if state.get_backend_name() == "sqlite" and state.database not in (None, "", ":memory:"):
-        database = Path(state.database)
+    # As StateDB reads it; any other URL (a server, or one the command will reject) is not
+    # a file of ours.
+    if config.state_url.startswith("sqlite:///"):
+        database = Path(config.state_url.removeprefix("sqlite:///").split("?")[0])
         others = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
     protect_data_dir(config.data_dir, *others)
 
