@@ -41,6 +41,7 @@ SHARED_FEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "feeds
 ROBOTS = "User-agent: *\nDisallow: /private/\n\nUser-agent: BadBot\nDisallow: /\n"
 HUGE_BYTES = 20 * 1024 * 1024
 SLOW_SECONDS = 1.0
+TRICKLE_SECONDS = 0.05
 TEST_SETTINGS = FetchSettings(
     allow_private=True,
     connect_timeout=2.0,
@@ -196,6 +197,13 @@ async def serve_fault(request: web.Request, name: str) -> web.StreamResponse:
         return web.Response(text="ok")
     if name == "500":
         return web.Response(status=500, text="Internal Server Error")
+    if name == "trickle":  # a byte every TRICKLE_SECONDS: never idle long enough to time out
+        response = web.StreamResponse(headers={"Content-Type": "application/rss+xml"})
+        await response.prepare(request)
+        for _ in range(600):
+            await response.write(b" ")
+            await asyncio.sleep(TRICKLE_SECONDS)
+        return response
     if name == "flaky":
         if site.flaky_failures > 0:
             site.flaky_failures -= 1
