@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,7 +15,11 @@ from pathlib import Path
 from .articles import Article
 from .passages import Passage, Span
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 2
+_FULL = ("database or disk is full", "no space left on device", "disk quota exceeded")
+_READ_ONLY = ("readonly database", "read-only file system", "permission denied")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +102,34 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     )
 
 
+def storage_error(exc: BaseException, path: Path) -> str | None:
+    """One line naming a full or read-only disk behind `exc` (or its causes) and the fix;
+    None for any other error."""
+    seen: BaseException | None = exc
+    full = read_only = False
+    while seen is not None:
+        code = getattr(seen, "errno", None)
+        text = str(seen).lower()
+        full = full or code in (errno.ENOSPC, errno.EDQUOT) or any(t in text for t in _FULL)
+        read_only = (
+            read_only
+            or code in (errno.EROFS, errno.EACCES, errno.EPERM)
+            or any(t in text for t in _READ_ONLY)
+        )
+        seen = seen.__cause__ or seen.__context__
+    if full:
+        return (
+            f"the disk holding {path} is full: free some space, then try again "
+            "(the index still serves what it held before)"
+        )
+    if read_only:
+        return (
+            f"{path} is read-only or not writable by this user: make it writable to change "
+            "the index (answering works read-only)"
+        )
+    return None
+
+
 def _row_to_article(row: sqlite3.Row) -> StoredArticle:
     article = Article(
         url=row["url"],
@@ -125,7 +159,10 @@ class ArticleStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as conn:
+        # Set when the files cannot be written (read-only data dir): reads still work.
+        self.read_only = False
+        conn = self._conn()
+        if self._schema_version(conn) != str(SCHEMA_VERSION):  # a current store needs no write
             conn.executescript(_SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -133,15 +170,41 @@ class ArticleStore:
             )
             _upgrade(conn)
 
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> str | None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else str(row[0])
+
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = self._connect()
             self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                conn.row_factory = sqlite3.Row
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if not self.path.is_file() or storage_error(exc, self.path) is None:
+                    raise
+                log.warning("%s: reading it as it is", storage_error(exc, self.path))
+                self.read_only = True
+        # Nothing can change a read-only store, so SQLite may skip its WAL locking.
+        uri = self.path.resolve().as_uri() + "?immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         return conn
 
     def close(self) -> None:

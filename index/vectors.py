@@ -90,14 +90,32 @@ def make_client(path: Path | None = None, url: str | None = None) -> Any:
 class VectorStore:
     """Passage vectors in one Chroma collection, cosine space."""
 
-    def __init__(self, client: Any, name: str = COLLECTION, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        client: Any,
+        name: str = COLLECTION,
+        embedder: Embedder | None = None,
+        path: Path | None = None,
+    ):
         self.client = client
         self.name = name
+        # The generation folder this collection belongs to (embedded Chroma).
+        self.path = path or Path(".")
         self.collection: Collection = client.get_or_create_collection(
             name=name,
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
             embedding_function=_embedding_function(embedder),
         )
+
+    def close(self) -> None:
+        """Let go of the collection; an embedded store's files are closed once no other
+        client of this process uses them, so the next open reads them afresh."""
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # closing must never fail an answer
+                log.warning("closing Chroma failed", exc_info=True)
 
     def count(self) -> int:
         """Number of vectors stored."""
