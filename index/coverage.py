@@ -21,9 +21,9 @@ from .embeddings import DEFAULT_ENCODER, Embedder
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
 from .retrieval import RetrievalSettings, ScoredPassage, hybrid_search
-from .store import ArticleStore, StoredArticle, storage_error
+from .store import ArticleStore, StoredArticle, storage_error, unwritable
 from .topics import TopicMatch, TopicSettings, match_topics
-from .vectors import VectorStore, make_client
+from .vectors import VectorStore, make_client, open_embedded
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +187,14 @@ class CoverageIndex:
                 if embedded:  # registered before opening: writers elsewhere now copy
                     layout.open_generation(self.path)
                 try:
-                    client = make_client(self.path / "chroma", self.settings.chroma_url)
+                    snapshot = None
+                    if embedded:
+                        client, snapshot = open_embedded(self.path / "chroma")
+                    else:
+                        client = make_client(None, self.settings.chroma_url)
                     # On a shared Chroma server each generation has its own collection.
                     name = collection_name(self.settings, self.generation)
-                    self._vectors = VectorStore(client, name, self._embedder, self.path)
+                    self._vectors = VectorStore(client, name, self._embedder, self.path, snapshot)
                 except BaseException:
                     if embedded:
                         layout.close_generation(self.path)
@@ -238,6 +242,8 @@ class CoverageIndex:
         generation open, into a copy that becomes CURRENT when the block ends."""
         with self._write_lock, layout.writer_lock(self.data_dir, wait=3600.0, what=what):
             self.follow()  # another writer may have switched CURRENT while we waited
+            if self.store.read_only:  # found unwritable when opened: say so before any work
+                raise StorageError(f"{what} failed: {unwritable(self.path)}")
             if self.settings.chroma_url:  # a Chroma server takes writes from anyone
                 with self._marked_writing():
                     yield

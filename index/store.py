@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -102,6 +103,15 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     )
 
 
+def _free_bytes(path: Path) -> int:
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return 1 << 62
+
+
 def storage_error(exc: BaseException, path: Path) -> str | None:
     """One line naming a full or read-only disk behind `exc` (or its causes) and the fix;
     None for any other error."""
@@ -117,6 +127,8 @@ def storage_error(exc: BaseException, path: Path) -> str | None:
             or any(t in text for t in _READ_ONLY)
         )
         seen = seen.__cause__ or seen.__context__
+    if read_only or any(t in str(exc).lower() for t in ("disk i/o error", "unable to open")):
+        full = full or _free_bytes(path) < 1024 * 1024  # SQLite often reports a full disk so
     if full:
         return (
             f"the disk holding {path} is full: free some space, then try again "
@@ -128,6 +140,11 @@ def storage_error(exc: BaseException, path: Path) -> str | None:
             "the index (answering works read-only)"
         )
     return None
+
+
+def unwritable(path: Path) -> str:
+    """storage_error's line for a store that could not be opened for writing."""
+    return storage_error(OSError(errno.EROFS, "read-only"), path) or f"{path} cannot be written"
 
 
 def _row_to_article(row: sqlite3.Row) -> StoredArticle:
@@ -197,9 +214,11 @@ class ArticleStore:
                 return conn
             except sqlite3.OperationalError as exc:
                 conn.close()
-                if not self.path.is_file() or storage_error(exc, self.path) is None:
+                # A WAL store in a read-only folder cannot even be opened for reading.
+                cannot_open = any(t in str(exc) for t in ("unable to open", "disk I/O error"))
+                if not self.path.is_file() or not (cannot_open or storage_error(exc, self.path)):
                     raise
-                log.warning("%s: reading it as it is", storage_error(exc, self.path))
+                log.warning("%s cannot be written (%s): reading it as it is", self.path, exc)
                 self.read_only = True
         # Nothing can change a read-only store, so SQLite may skip its WAL locking.
         uri = self.path.resolve().as_uri() + "?immutable=1"
