@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import json
 import logging
-import shutil
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,12 +15,11 @@ from pathlib import Path
 
 from .articles import Article
 from .passages import Passage, Span
+from .storage import storage_error
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-_FULL = ("database or disk is full", "no space left on device", "disk quota exceeded")
-_READ_ONLY = ("readonly database", "read-only file system", "permission denied")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,50 +102,6 @@ def _upgrade(conn: sqlite3.Connection) -> None:
     )
 
 
-def _free_bytes(path: Path) -> int:
-    for folder in (path, *path.parents):
-        try:
-            return shutil.disk_usage(folder).free
-        except OSError:
-            continue
-    return 1 << 62
-
-
-def storage_error(exc: BaseException, path: Path) -> str | None:
-    """One line naming a full or read-only disk behind `exc` (or its causes) and the fix;
-    None for any other error."""
-    seen: BaseException | None = exc
-    full = read_only = False
-    while seen is not None:
-        code = getattr(seen, "errno", None)
-        text = str(seen).lower()
-        full = full or code in (errno.ENOSPC, errno.EDQUOT) or any(t in text for t in _FULL)
-        read_only = (
-            read_only
-            or code in (errno.EROFS, errno.EACCES, errno.EPERM)
-            or any(t in text for t in _READ_ONLY)
-        )
-        seen = seen.__cause__ or seen.__context__
-    if read_only or any(t in str(exc).lower() for t in ("disk i/o error", "unable to open")):
-        full = full or _free_bytes(path) < 1024 * 1024  # SQLite often reports a full disk so
-    if full:
-        return (
-            f"the disk holding {path} is full: free some space, then try again "
-            "(the index still serves what it held before)"
-        )
-    if read_only:
-        return (
-            f"{path} is read-only or not writable by this user: make it writable to change "
-            "the index (answering works read-only)"
-        )
-    return None
-
-
-def unwritable(path: Path) -> str:
-    """storage_error's line for a store that could not be opened for writing."""
-    return storage_error(OSError(errno.EROFS, "read-only"), path) or f"{path} cannot be written"
-
-
 def _row_to_article(row: sqlite3.Row) -> StoredArticle:
     article = Article(
         url=row["url"],
@@ -174,7 +129,11 @@ class ArticleStore:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # this user's only; SQLite gives -wal/-shm the same
+            os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
         self._local = threading.local()
         # Set when the files cannot be written (read-only data dir): reads still work.
         self.read_only = False

@@ -138,3 +138,18 @@ def test_a_reader_is_never_written_under_and_follows_an_import_from_another_proc
 def _answers_with(index: CoverageIndex, question: str, url_part: str) -> bool:
     answer = index.ask(question)
     return answer.answered and url_part in answer.excerpts[0].url
+
+
+def test_the_data_dir_and_its_databases_are_private(tmp_path: Path, embedder: Embedder) -> None:
+    # #12 item 13: the data dir was 0755 and its databases 0644, readable by every local user.
+    fresh = tmp_path / "new-data"
+    index = CoverageIndex(fresh, IndexSettings(), embedder=embedder)
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert index.path.stat().st_mode & 0o777 == 0o700
+    assert (index.path / "articles.sqlite3").stat().st_mode & 0o777 == 0o600
+    index.close()
+    fresh.chmod(0o755)  # made by an older coverbot, or by hand
+    (index.path / "articles.sqlite3").chmod(0o644)
+    CoverageIndex(fresh, IndexSettings(), embedder=embedder).close()
+    assert fresh.stat().st_mode & 0o777 == 0o700
+    assert (index.path / "articles.sqlite3").stat().st_mode & 0o777 == 0o600
