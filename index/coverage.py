@@ -177,7 +177,8 @@ class CoverageIndex(ServedGeneration):
                 if progress:
                     progress(done + n, len(to_embed))
 
-            vectors = self.embedder.encode([t for _, t in to_embed], progress=tick)
+            encoder = self.import_embedder or self.embedder
+            vectors = encoder.encode([t for _, t in to_embed], progress=tick)
             # Vectors first, then the store: a crash in between leaves only orphan vectors,
             # which searches skip and `cleanup` removes.
             self.vectors.upsert([pid for pid, _ in to_embed], vectors)

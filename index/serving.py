@@ -64,6 +64,9 @@ class ServedGeneration:
         self.data_dir = data_dir
         self.settings = settings or IndexSettings()
         self._embedder = embedder
+        # The encoder imports use (default: `embedder`); the bot gives its import thread
+        # one of its own with fewer threads, so answers keep their latency meanwhile.
+        self.import_embedder: Embedder | None = None
         self._vectors: VectorStore | None = None
         self._lexical: LexicalIndex | None = None
         self._write_lock = threading.Lock()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,39 @@ def test_the_data_dir_and_its_databases_are_private(tmp_path: Path, embedder: Em
     CoverageIndex(fresh, IndexSettings(), embedder=embedder).close()
     assert fresh.stat().st_mode & 0o777 == 0o700
     assert (index.path / "articles.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_answers_during_an_import_never_rebuild_bm25_on_the_answering_thread(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # #12 item 7 (index side): each import batch bumped the store revision, and the next
+    # question rebuilt the whole BM25 index on the answering thread; a reader waited for it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index import coverage
+    from index.lexical import LexicalIndex
+
+    index = CoverageIndex(tmp_path, IndexSettings(), embedder=embedder)
+    index.import_articles(sample_articles()[:4])
+    assert index.ask(WITKOFF) is not None
+    builds: list[str] = []
+    real_build = LexicalIndex.build.__func__  # type: ignore[attr-defined]
+
+    def recording(cls: type[LexicalIndex], *args: object, **kwargs: object) -> LexicalIndex:
+        builds.append(threading.current_thread().name)
+        return real_build(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(LexicalIndex, "build", classmethod(recording))
+    monkeypatch.setattr(coverage, "_BATCH_ARTICLES", 2)
+    reader = ThreadPoolExecutor(1, thread_name_prefix="answering")
+    answered: list[bool] = []
+
+    def progress(done: int, total: int) -> None:  # on the importing thread, between batches
+        answered.append(reader.submit(index.ask, WITKOFF).result(timeout=60).answered)
+
+    index.import_articles(sample_articles()[4:], progress=progress)
+    reader.shutdown()
+    assert len(answered) >= 5
+    assert not [name for name in builds if name.startswith("answering")]
+    assert index.lexical.revision == index.store.revision  # built by the import, at its end
+    assert reader is not None and index.ask(WITKOFF).answered
