@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PACKAGE ?= -e '.[dev]'
 
 .DEFAULT_GOAL := check
-.PHONY: install demo chat test lint format typecheck check clean
+.PHONY: install demo chat test test-fast lint format typecheck check clean
 
 $(BIN)/coverbot: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ demo: install
 chat: install
 	$(BIN)/coverbot chat
 
+# The full suite: what CI runs.
 test: install
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (subprocesses, full corpora, big deliveries): < 60 s.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check bot index tests benchmarks

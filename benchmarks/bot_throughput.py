@@ -57,11 +57,11 @@ from _common import (
 )
 from telegram.ext import BaseRateLimiter
 
-from bot.app import build_application, open_services, serve
-from bot.cli import setup_logging
+from bot.cli.common import setup_logging
 from bot.config import load_config
 from bot.sandbox import BotApiSandbox
 from bot.sandbox.models import RequestRecord
+from bot.telegram.app import build_application, open_services, serve
 from index.answer import Answer
 from index.articles import Article
 from index.coverage import CoverageIndex

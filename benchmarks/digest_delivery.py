@@ -43,8 +43,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.cadence import DAILY, INSTANT, WEEKLY, Schedule
 from bot.config import ENV_TOKEN, Config, IndexSection
+from bot.digests.cadence import DAILY, INSTANT, WEEKLY, Schedule
 from bot.sandbox import BotApiSandbox
 from bot.sandbox.models import RequestRecord
 from bot.state import StateDB

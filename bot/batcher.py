@@ -18,10 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from index.answer import Answer
-from index.coverage import CoverageIndex
-
-from .metrics import BotMetrics
+from bot.ops.metrics import BotMetrics
+from index import Answer, CoverageIndex
 
 log = logging.getLogger(__name__)
 

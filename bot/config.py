@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.answer import AnswerSettings
-from index.coverage import IndexSettings
-from index.embeddings import DEFAULT_ENCODER, ENCODERS
-from index.fetch import DEFAULT_USER_AGENT, MB, FetchSettings
-from index.retrieval import RetrievalSettings
-from index.topics import TopicSettings
-
-from .cadence import CADENCES, TimezoneError, zone_of
+from bot.digests.cadence import CADENCES, TimezoneError, zone_of
+from index import (
+    DEFAULT_ENCODER,
+    DEFAULT_USER_AGENT,
+    ENCODERS,
+    MB,
+    SOURCE_KINDS,
+    AnswerSettings,
+    FetchSettings,
+    IndexSettings,
+    RetrievalSettings,
+    TopicSettings,
+)
 
 ENV_CONFIG = "COVERBOT_CONFIG"
 ENV_DATA_DIR = "COVERBOT_DATA_DIR"
@@ -256,8 +261,6 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
 
 def _sources(tables: Any) -> tuple[SourceEntry, ...]:
     """[[sources]] tables, each with a known kind and an absolute URL (or folder path)."""
-    from index.sources import SOURCE_KINDS
-
     if not isinstance(tables, list):
         raise ConfigError("sources must be an array of tables: [[sources]]")
     entries = []

@@ -11,16 +11,13 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
-from index.coverage import CoverageIndex
-from index.fetch import FetchSettings
-from index.topics import TopicSettings
-
-from .batcher import AskBatcher
-from .config import DigestsSection, RefreshSection, TelegramSection
-from .leader import Lease
-from .metrics import BotMetrics
-from .pacing import SendPacer
-from .state import StateDB
+from bot.batcher import AskBatcher
+from bot.config import DigestsSection, RefreshSection, TelegramSection
+from bot.digests.pacing import SendPacer
+from bot.ops.leader import Lease
+from bot.ops.metrics import BotMetrics
+from bot.state import StateDB
+from index import CoverageIndex, FetchSettings, TopicSettings
 
 
 class ReportLimiter:
@@ -76,19 +73,29 @@ class FinishedUpdates:
 
 
 @dataclass
+class ServiceConfig:
+    """The configuration sections the services act on (read-only while the bot runs)."""
+
+    telegram: TelegramSection
+    refresh: RefreshSection = field(default_factory=RefreshSection)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    digests: DigestsSection = field(default_factory=DigestsSection)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+
+
+@dataclass
 class Services:
-    """Everything a handler may use, built once by the composition root."""
+    """Everything a handler may use, built once by the composition root.
+
+    Live services are attributes; configuration sections are under ``config``.
+    """
 
     index: CoverageIndex
     batcher: AskBatcher
     state: StateDB
-    settings: TelegramSection
+    config: ServiceConfig
     reports: ReportLimiter
     finished: FinishedUpdates
-    refresh: RefreshSection = field(default_factory=RefreshSection)
-    fetch: FetchSettings = field(default_factory=FetchSettings)
-    digests: DigestsSection = field(default_factory=DigestsSection)
-    topic_settings: TopicSettings = field(default_factory=TopicSettings)
     # The one counted by the batcher too (open_services passes the same to both).
     metrics: BotMetrics = field(default_factory=BotMetrics)
     # Held by a refresh and by a rebuild: one writer of the index at a time.
@@ -100,7 +107,7 @@ class Services:
     lease: Lease | None = None
 
     def __post_init__(self) -> None:
-        self.pacer = SendPacer(self.digests)
+        self.pacer = SendPacer(self.config.digests)
 
     def swap_index(self, index: CoverageIndex) -> CoverageIndex:
         """Serve from ``index`` from now on; returns the one it replaces."""
@@ -115,7 +122,7 @@ class Services:
 
     def is_admin(self, user_id: int | None) -> bool:
         """The one gatekeeper for admin rights: the user ids listed in the config."""
-        return user_id is not None and user_id in self.settings.admin_ids
+        return user_id is not None and user_id in self.config.telegram.admin_ids
 
 
 class BotData:

@@ -18,9 +18,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .leader import create_lease_table
-from .source_registry import SourceRegistry, create_source_tables
-from .subscribers import SubscriberStore, create_subscription_tables
+from bot.digests.store import SubscriberStore, create_subscription_tables
+from bot.ops.leader import create_lease_table
+from bot.sources.registry import SourceRegistry, create_source_tables
 
 log = logging.getLogger(__name__)
 

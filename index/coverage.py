@@ -293,6 +293,24 @@ class CoverageIndex(ServedGeneration):
         """For each topic, which of `articles` match it (see `index.topics.match_topics`)."""
         return match_topics(self, topics, articles, settings)
 
+    # -- what topic matching reads (`index.topics.TopicCorpus`) -----------------------
+
+    def article_passages(self, article_key: str) -> list[Passage]:
+        """All passages of one article in order."""
+        return self.store.article_passages(article_key)
+
+    def passage_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these passages; ids without one are left out."""
+        return self.vectors.get_vectors(ids)
+
+    def passage_sample(self, limit: int) -> list[str]:
+        """Up to ``limit`` passage ids, the same on every call for the same store."""
+        return self.store.passage_id_sample(limit)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` from this index's model, one row each."""
+        return self.embedder.encode(list(texts))
+
     def stats(self, with_vectors: bool = True) -> IndexStats:
         """Counts and settings; `with_vectors=False` avoids opening Chroma."""
         self.follow()

@@ -7,9 +7,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .answer import Answer
+
+if TYPE_CHECKING:
+    from .coverage import CoverageIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +223,35 @@ def run_system(
             [questions[i] for i in calibrate_on], [raw[i] for i in calibrate_on]
         )
     return SystemRun(name, threshold, [with_threshold(a, threshold) for a in raw])
+
+
+def gold_of(index: CoverageIndex) -> GoldMatcher:
+    """A gold matcher over every article stored in ``index``."""
+    store = index.store
+    return GoldMatcher(
+        (s.article.url, s.article.body) for s in store.get_many(store.all_article_keys()).values()
+    )
+
+
+def evaluate(
+    index: CoverageIndex, questions: Sequence[Question], *, baselines: bool, calibrate: bool
+) -> list[SystemRun]:
+    """coverbot's answers to ``questions`` and, with ``baselines``, BM25 alone and dense alone.
+
+    Baselines calibrate their decline threshold on the dev questions (all of them when none
+    is marked dev); coverbot does too with ``calibrate``, else keeps its configured one.
+    """
+    import dataclasses
+
+    vectors = index.embedder.encode([q.question for q in questions])
+    dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
+    runs = [run_system(index, "coverbot", questions, vectors, dev if calibrate else None)]
+    for name in ("bm25", "dense") if baselines else ():
+        retrieval, answer = baseline_settings(name)
+        base = type(index)(
+            index.data_dir,
+            dataclasses.replace(index.settings, retrieval=retrieval, answer=answer),
+            embedder=index.embedder,
+        )
+        runs.append(run_system(base, name, questions, vectors, dev))
+    return runs

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -30,8 +30,26 @@ from .lexical import tokenize
 from .passages import Passage, Span
 from .store import StoredArticle
 
-if TYPE_CHECKING:
-    from .coverage import CoverageIndex
+
+class TopicCorpus(Protocol):
+    """What topic matching reads from an index (``CoverageIndex`` provides it)."""
+
+    def article_passages(self, article_key: str) -> list[Passage]:
+        """All passages of one article in order."""
+        ...
+
+    def passage_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these passages; ids without one are left out."""
+        ...
+
+    def passage_sample(self, limit: int) -> list[str]:
+        """Up to ``limit`` passage ids, the same on every call."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``texts``, one row each."""
+        ...
+
 
 MAX_TOPIC_CHARS = 80
 MAX_TOPIC_WORDS = 8
@@ -278,14 +296,14 @@ def _match(
     )
 
 
-def _coverage_mean(index: CoverageIndex, passages: int) -> np.ndarray | None:
+def _coverage_mean(index: TopicCorpus, passages: int) -> np.ndarray | None:
     """The mean stored vector of a fixed sample of the index's passages (None if it has none)."""
-    vectors = index.vectors.get_vectors(index.store.passage_id_sample(passages))
+    vectors = index.passage_vectors(index.passage_sample(passages))
     return np.mean(np.vstack(list(vectors.values())), axis=0) if vectors else None
 
 
 def match_topics(
-    index: CoverageIndex,
+    index: TopicCorpus,
     topics: Sequence[str],
     articles: Sequence[StoredArticle],
     settings: TopicSettings | None = None,
@@ -301,15 +319,15 @@ def match_topics(
     unique = list({s.key: s for s in articles}.values())
     if not distinct or not unique:
         return result
-    texts = [_Text.of(s, index.store.article_passages(s.key)) for s in unique]
-    stored = index.vectors.get_vectors([p.id for t in texts for p in t.passages])
+    texts = [_Text.of(s, index.article_passages(s.key)) for s in unique]
+    stored = index.passage_vectors([p.id for t in texts for p in t.passages])
     # Each article's vectors are one run of columns of the similarity matrix.
     with_vectors = [[p for p in t.passages if p.id in stored] for t in texts]
     bounds = np.cumsum([0] + [len(ps) for ps in with_vectors])
     similarity = np.zeros((len(distinct), 0), dtype=np.float32)
     if bounds[-1]:
         matrix = np.vstack([stored[p.id] for ps in with_vectors for p in ps])
-        topic_vectors = index.embedder.encode(distinct)
+        topic_vectors = index.encode(distinct)
         similarity = topic_vectors @ matrix.T
         mean = (
             _coverage_mean(index, settings.baseline_passages)

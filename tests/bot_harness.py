@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import pytest
 from telegram.ext import BaseRateLimiter
 
-from bot.app import build_application, open_services, serve
 from bot.config import Config, IndexSection, MetricsSection, RefreshSection, TelegramSection
 from bot.sandbox import BotApiSandbox
 from bot.services import BotApplication, BotContext, Services
+from bot.telegram.app import build_application, open_services, serve
 from index.coverage import CoverageIndex
 
 T = TypeVar("T")

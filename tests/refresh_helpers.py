@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.app import open_services
 from bot.config import Config, IndexSection, RefreshSection
 from bot.services import Services
+from bot.telegram.app import open_services
 from index.coverage import CoverageIndex
 from tests.sources_server import TEST_SETTINGS
 
@@ -24,7 +24,7 @@ def make_services(tmp_path: Path, index: CoverageIndex, **refresh: Any) -> Servi
     settings = RefreshSection(**{"allow_private_addresses": True, **refresh})
     config = Config(index=IndexSection(data_dir=str(tmp_path / "state")), refresh=settings)
     services = open_services(config, index=index)
-    services.fetch = dataclasses.replace(
+    services.config.fetch = dataclasses.replace(
         TEST_SETTINGS, allow_private=settings.allow_private_addresses
     )
     return services

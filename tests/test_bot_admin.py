@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.admin import ADMIN_COMMANDS
 from bot.config import RefreshSection
-from bot.scheduler import REFRESH_JOB, refresh_job
 from bot.services import BotContext
-from bot.source_registry import SourceRecord
+from bot.sources.registry import SourceRecord
+from bot.telegram.admin import ADMIN_COMMANDS
+from bot.telegram.jobs import REFRESH_JOB, refresh_job
 from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot

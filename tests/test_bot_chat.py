@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from bot.chat import format_message
-from bot.cli import cli
+from bot.cli.chat import format_message
+from bot.cli.main import cli
 from index.coverage import CoverageIndex
 from tests.backends import state_rows
 

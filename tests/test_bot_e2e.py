@@ -26,6 +26,9 @@ from index.coverage import CoverageIndex
 from tests.backends import servers_toml, state_rows
 from tests.bot_harness import LoopThread
 
+# `coverbot run` in a subprocess.
+pytestmark = pytest.mark.slow
+
 TOKEN = "987654:operator-token"
 QUESTION = "What did Witkoff urge?"
 QUOTE = "Witkoff urged Israel to uphold the ceasefire"

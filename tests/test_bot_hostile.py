@@ -165,6 +165,7 @@ def fuzz_bot(
     loop.close()
 
 
+@pytest.mark.slow  # hundreds of generated updates through the whole bot
 def test_hostile_input(fuzz_bot: InProcessBot, caplog: pytest.LogCaptureFixture) -> None:
     sandbox = fuzz_bot.sandbox
     readers = [sandbox.user(f"Reader {i}") for i in range(20)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import render
 from bot.sandbox import parse_telegram_html, utf16_len
+from bot.telegram import callbacks, render
 from index.answer import Answer, Excerpt
 from index.articles import Article
 from tests.conftest import Golden
@@ -102,16 +102,18 @@ def test_pages_and_keyboards() -> None:
     assert [b.data for b in last_page] == ["f:abc:2:h", "f:abc:2:w"]
     for row in keyboard:
         for button in row:
-            assert len(button.data.encode()) <= render.MAX_CALLBACK_BYTES
-            assert render.parse_press(button.data) is not None
+            assert len(button.data.encode()) <= callbacks.MAX_CALLBACK_BYTES
+            assert callbacks.parse_press(button.data) is not None
 
 
 def test_parse_press_rejects_junk() -> None:
-    assert render.parse_press("m:abc:2") == render.MorePress("abc", 2)
-    assert render.parse_press("f:abc:0:w") == render.FeedbackPress("abc", 0, render.WRONG_QUOTE)
-    assert render.parse_press("x:1") == render.ExamplePress(1)
+    assert callbacks.parse_press("m:abc:2") == callbacks.MorePress("abc", 2)
+    assert callbacks.parse_press("f:abc:0:w") == callbacks.FeedbackPress(
+        "abc", 0, callbacks.WRONG_QUOTE
+    )
+    assert callbacks.parse_press("x:1") == callbacks.ExamplePress(1)
     for junk in (None, "", "m:", "m:abc", "f:abc:0:z", "x:-1", "m:a b:1", "m:abc:99999", "zzz"):
-        assert render.parse_press(junk) is None
+        assert callbacks.parse_press(junk) is None
 
 
 def test_plain_fallback_spells_out_links() -> None:

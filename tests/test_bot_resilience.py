@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.app import build_application, open_services, prune_answers, serve
 from bot.config import Config, IndexSection, TelegramSection
 from bot.sandbox import BotApiSandbox
+from bot.telegram.app import build_application, open_services, prune_answers, serve
 from index.answer import Answer
 from index.coverage import CoverageIndex
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot, texts
@@ -165,8 +165,9 @@ def test_webhook_mode_checks_the_secret_token(
             services = open_services(config, index=sample_index)
             stop = asyncio.Event()
             task = asyncio.create_task(serve(build_application(services), stop))
-            while sandbox.bot_state().webhook_url != url:
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(30):  # the bot has set its webhook
+                while sandbox.bot_state().webhook_url != url:
+                    await asyncio.sleep(0.02)
             reader = sandbox.user("Di")
             chat = sandbox.chat(reader)
             update = await sandbox.inject_message(chat, reader, QUESTION)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.cadence import (
+from bot.digests.cadence import (
     Schedule,
     TimezoneError,
     is_due,

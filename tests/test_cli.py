@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.cli.main import cli
 from tests.conftest import SAMPLE
 
 
@@ -63,6 +63,7 @@ def test_stats_json(data_dir: Path) -> None:
     assert stats["data_dir"] == str(data_dir)
 
 
+@pytest.mark.slow  # a subprocess
 def test_ask_questions_file_as_a_subprocess(data_dir: Path, tmp_path: Path) -> None:
     """The evaluation contract, run as an operator would run it."""
     questions = tmp_path / "q.jsonl"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.cli.main import cli
 from index import layout
 from index.coverage import CoverageIndex
 from index.embeddings import Embedder
@@ -73,6 +73,7 @@ def test_sources_add_list_refresh_remove(tmp_path: Path, site: Site) -> None:
     assert coverbot(tmp_path, "sources", "remove", "1")[0] == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_reindex_killed_halfway_then_the_next_one_succeeds(
     tmp_path: Path, sample_index: CoverageIndex, embedder: Embedder
 ) -> None:

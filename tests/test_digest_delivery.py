@@ -50,11 +50,14 @@ from benchmarks.digest_delivery import (
     subscribe,
     write_config,
 )
+from bot.digests.store import FAILED, SENT, UNCERTAIN, deliveries
 from bot.sandbox import BotApiSandbox
 from bot.state import StateDB
-from bot.subscribers import FAILED, SENT, UNCERTAIN, deliveries
 from tests.backends import servers_toml
 from tests.bot_harness import LoopThread, loop_fixture
+
+# 1,000 readers, delivery in a subprocess killed halfway.
+pytestmark = pytest.mark.slow
 
 _ = loop_fixture
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import render_digest
-from bot.cadence import Schedule
-from bot.digests import RunReport, run_digests
+from bot.digests import render as render_digest
+from bot.digests.cadence import Schedule
+from bot.digests.sending import run_digests
+from bot.digests.store import DUE, FAILED, SENT, UNCERTAIN, PlannedItem
 from bot.sandbox import SandboxChat
-from bot.subscribers import DUE, FAILED, SENT, UNCERTAIN, PlannedItem
+from bot.types import RunReport
 from index.articles import Article
 from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder

@@ -15,6 +15,9 @@ from index.coverage import CoverageIndex, EncoderMismatch, IndexSettings
 from index.embeddings import Embedder, ModelError
 from tests.conftest import sample_articles
 
+# Exports the model to ONNX.
+pytestmark = pytest.mark.slow
+
 TEXTS = [
     "What did Witkoff urge?",
     "UNRWA warned that flour stocks in Gaza would run out within days.",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
-from bot.eval_plot import PlotUnavailable, plot_eval
+from bot.cli.eval_plot import PlotUnavailable, plot_eval
+from bot.cli.main import cli
 from index.coverage import CoverageIndex
 from tests.conftest import SAMPLE_QUESTIONS
 

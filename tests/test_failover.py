@@ -19,14 +19,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from bot.cadence import Schedule
 from bot.config import Config, IndexSection
+from bot.digests.cadence import Schedule
 from bot.sandbox import BotApiSandbox
 from bot.sandbox.server import RequestRecord
 from bot.state import StateDB
 from tests.bot_harness import LoopThread
+
+# Two `coverbot run` subprocesses, one killed.
+pytestmark = pytest.mark.slow
 
 TOKEN = "555111:replica-token"
 READERS = 120

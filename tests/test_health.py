@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bot import state
-from bot.cli import cli
+from bot.cli.main import cli
 from bot.config import Config, RefreshSection, load_config
-from bot.health import check_index, check_refresh, check_state
-from bot.source_registry import SourceRecord
+from bot.ops.health import check_index, check_refresh, check_state
+from bot.sources.registry import SourceRecord
 from bot.state import StateDB
 from index.coverage import CoverageIndex
 

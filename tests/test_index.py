@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +60,7 @@ def test_unrelated_questions_are_declined(sample_index: CoverageIndex) -> None:
         assert not answer.answered and not answer.excerpts, question
 
 
+@pytest.mark.slow  # 60 generated questions through the real model
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config import Config, IndexSection
-from bot.leader import Lease
+from bot.ops.leader import Lease
 from bot.state import StateDB
 
 

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.config import MetricsSection
-from bot.metrics import LATENCY_BUCKETS, BotMetrics
-from bot.refresh import refresh
+from bot.ops.metrics import LATENCY_BUCKETS, BotMetrics
 from bot.services import Services
+from bot.sources.refresh import refresh
 from index.coverage import CoverageIndex
 from tests.bot_harness import InProcessBot, LoopThread, loop_fixture, start_bot
 from tests.conftest import sample_articles

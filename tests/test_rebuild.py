@@ -18,6 +18,7 @@ from index.embeddings import Embedder
 from tests.conftest import ROOT, sample_articles
 
 
+@pytest.mark.slow  # re-embeds the whole index
 def test_rebuild_switches_over_and_the_old_index_follows(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -44,6 +45,7 @@ def test_second_rebuild_is_refused_while_one_runs(tmp_path: Path, embedder: Embe
         index.rebuild()
 
 
+@pytest.mark.slow  # a subprocess
 def test_rebuild_killed_halfway_leaves_the_old_index_serving(
     tmp_path: Path, embedder: Embedder
 ) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from bot.app import open_services
 from bot.config import Config, IndexSection, SourceEntry
-from bot.refresh import RefreshReport, backoff_delay, refresh
 from bot.services import Services
+from bot.sources.refresh import RefreshReport, backoff_delay, refresh
+from bot.telegram.app import open_services
 from index.coverage import CoverageIndex
 from tests.refresh_helpers import answers, make_services
 from tests.sources_server import fetcher_fixture, site_fixture
@@ -98,8 +98,9 @@ async def test_two_refreshes_never_overlap(services: Services, site: Site) -> No
     services.state.sources.add("wordpress", site.url("/"))
     site.faults["/wp-json/wp/v2/posts"] = "busy"  # every request takes a moment
     first = asyncio.create_task(refresh(services))
-    await asyncio.sleep(0.01)
-    assert services.index_lock.locked()
+    async with asyncio.timeout(10):  # the first refresh has taken the lock
+        while not services.index_lock.locked():
+            await asyncio.sleep(0)
     told = await refresh(services, wait=False)  # the scheduled job: told, not queued
     assert told.busy and told.sources == []
     waited = await refresh(services)  # the CLI: waits its turn
@@ -110,7 +111,7 @@ async def test_two_refreshes_never_overlap(services: Services, site: Site) -> No
 async def test_backoff_doubles_is_capped_and_skips_until_due(
     services: Services, site: Site
 ) -> None:
-    settings = services.refresh
+    settings = services.config.refresh
     assert backoff_delay(1, settings) == timedelta(minutes=30)
     assert backoff_delay(3, settings) == timedelta(hours=2)
     assert backoff_delay(10, settings) == timedelta(hours=6)

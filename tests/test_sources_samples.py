@@ -15,7 +15,11 @@ from tests.sources_server import SHARED_FEEDS, fetcher_fixture, site_fixture
 from tests.sources_site import Site
 
 _ = (fetcher_fixture, site_fixture)
-pytestmark = pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason="../shared/feeds is absent")
+# Real feeds, sitemaps and pages from ../shared.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SHARED_FEEDS.is_dir(), reason="../shared/feeds is absent"),
+]
 MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Â |ï¿½|\ufffd")
 # file -> (articles expected, a title that must be among them, or None)
 FEEDS = {

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from bot import state
-from bot.cadence import Schedule
 from bot.config import Config, IndexSection
-from bot.render import HELPFUL
+from bot.digests.cadence import Schedule
+from bot.digests.store import DUE, SENDING, SENT, UNCERTAIN, PlannedItem, TooManyTopics
 from bot.state import StateDB
-from bot.subscribers import DUE, SENDING, SENT, UNCERTAIN, PlannedItem, TooManyTopics
+from bot.telegram.callbacks import HELPFUL
 
 
 def _url(tmp_path: Path) -> str:

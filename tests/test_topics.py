@@ -271,6 +271,7 @@ def test_excerpts_are_verbatim_and_show_the_words(
             assert_verbatim(match, bodies[match.url], 60)
 
 
+@pytest.mark.slow  # 20 generated topics matched with the real model
 @settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -1,4 +1,8 @@
-"""Local Telegram Bot API server ("the sandbox") for end-to-end tests and local chat."""
+"""Local Telegram Bot API server ("the sandbox") for end-to-end tests and local chat.
+
+It owns a fake of Telegram's Bot API that speaks the real HTTP protocol on 127.0.0.1, so PTB's
+own HTTP layer talks to it. It is standalone: it imports nothing from ``bot`` or ``index``.
+"""
 
 from .models import RequestRecord, SandboxChat, SandboxUser
 from .params import ApiError

@@ -19,6 +19,9 @@ from .wordpress import WordPressSource
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "SOURCE_KINDS",
+    "SOURCE_KIND_NAMES",
+    "WEB_SOURCE_KINDS",
     "Cursor",
     "FeedSource",
     "FolderSource",
@@ -40,6 +43,10 @@ SOURCE_KINDS: dict[str, type[Source]] = {
     "sitemap": SitemapSource,
     "folder": FolderSource,
 }
+# The one list of kinds, in the order people are shown them (aliases left out).
+SOURCE_KIND_NAMES: tuple[str, ...] = tuple(dict.fromkeys(c.kind for c in SOURCE_KINDS.values()))
+# The kinds fetched over HTTP, as opposed to a folder on this machine.
+WEB_SOURCE_KINDS: tuple[str, ...] = tuple(k for k in SOURCE_KIND_NAMES if k != FolderSource.kind)
 _WP_REL = "https://api.w.org/"
 _WP_LINK_HEADER = re.compile(r'<([^>]+)>\s*;\s*rel="?https://api\.w\.org/"?')
 _WP_LINK_TAG = re.compile(rb"""<link[^>]+rel=["']https://api\.w\.org/["'][^>]*>""", re.IGNORECASE)

@@ -70,6 +70,10 @@ class Source(ABC):
     url: str
 
     @abstractmethod
+    async def probe(self, fetcher: Fetcher) -> None:
+        """Fetch the entry point once and check it is what this kind says; FetchError if not."""
+
+    @abstractmethod
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

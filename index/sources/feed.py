@@ -141,6 +141,10 @@ class FeedSource(Source):
     # turn into 100,000 page requests.
     max_items: int = 200
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """The URL must parse as a feed."""
+        parse_feed(await fetcher.get(self.url))
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

@@ -32,6 +32,11 @@ class FolderSource(Source):
     kind: ClassVar[str] = "folder"
     url: str
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """The file or folder must exist."""
+        if not folder_path(self.url).exists():
+            raise FetchError(self.url, "no such file or folder")
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

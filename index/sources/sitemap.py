@@ -115,6 +115,11 @@ class SitemapSource(Source):
     # is read in slices, never at once).
     max_sitemaps: int = 50
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """The URL must parse as a sitemap."""
+        response = await fetcher.get(self.url)
+        parse_sitemap(response.content, response.url)
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

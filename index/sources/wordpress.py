@@ -174,6 +174,12 @@ class WordPressSource(Source):
         """The posts endpoint this source reads."""
         return posts_endpoint(self.url)
 
+    async def probe(self, fetcher: Fetcher) -> None:
+        """One post from the endpoint must come back as a posts list."""
+        response = await fetcher.get(self.endpoint, params={"per_page": 1, "_fields": "id,link"})
+        if not isinstance(parse_json(response), list):
+            raise FetchError(self.endpoint, "not a WordPress posts list")
+
     async def fetch(
         self, fetcher: Fetcher, cursor: Mapping[str, Any] | None, *, full_listing: bool = False
     ) -> SourceBatch:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from bot.types import SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,40 +71,6 @@ Progress = tuple[dict[str, Any], dict[str, Any], Iterable[str]]
 
 class DuplicateSource(ValueError):
     """A source with this URL is already registered."""
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One registered source with its progress and health."""
-
-    id: int
-    kind: str
-    url: str
-    name: str
-    added_by: int | None
-    added_at: datetime
-    enabled: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-    cursor: dict[str, Any] = field(default_factory=dict)
-    validators: dict[str, Any] = field(default_factory=dict)
-    refreshes: int = 0
-    last_refresh_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    consecutive_failures: int = 0
-    next_attempt_at: datetime | None = None
-    articles: int = 0
-
-    @property
-    def label(self) -> str:
-        """The name if it has one, else the URL."""
-        return self.name or self.url
-
-    @property
-    def failing(self) -> bool:
-        """The last attempt failed."""
-        return self.consecutive_failures > 0
 
 
 def _utc(value: datetime | None) -> datetime | None:

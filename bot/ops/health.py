@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from .config import Config, RefreshSection
-from .source_registry import SourceRecord
+from bot.config import Config, RefreshSection
+from bot.types import SourceRecord
 
 # A healthy source last attempted at t is overdue from t + 3 refresh intervals: the job
 # missed two runs. A source resting after failures gets the same slack after its back-off.
@@ -48,8 +48,8 @@ def _reason(exc: BaseException) -> str:
 
 def check_state(config: Config) -> tuple[Check, list[SourceRecord] | None]:
     """The state database answers at the current schema; returns its sources too."""
-    from .source_registry import SourceRegistry
-    from .state import MIGRATIONS, schema_version
+    from bot.sources.registry import SourceRegistry
+    from bot.state import MIGRATIONS, schema_version
 
     url = sa.make_url(config.state_url)
     shown = url.render_as_string(hide_password=True)
@@ -72,10 +72,9 @@ def check_state(config: Config) -> tuple[Check, list[SourceRecord] | None]:
 
 def check_index(config: Config) -> Check:
     """The serving generation opens: its article store and its Chroma collection."""
-    from index import layout
-    from index.coverage import CoverageIndex
+    from index import CoverageIndex, serving_generation
 
-    generation = layout.serving_generation(config.data_dir)
+    generation = serving_generation(config.data_dir)
     if generation is None or not (config.data_dir / generation).is_dir():
         return Check("index", False, f"no index in {config.data_dir} (the bot creates it)")
     settings = config.index_settings()
@@ -94,7 +93,7 @@ def check_index(config: Config) -> Check:
 
 def check_model(config: Config) -> Check:
     """The embedding model loads and encodes a word to a unit vector."""
-    from index.embeddings import Embedder
+    from index import Embedder
 
     t0 = time.perf_counter()
     try:

@@ -18,11 +18,10 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ParseMode
 
-from index.answer import Answer
-
-from . import render
-from .replies import drop_more_button, send_parts
-from .services import BotContext
+from bot.services import BotContext
+from bot.telegram import callbacks, render
+from bot.telegram.replies import drop_more_button, send_parts
+from index import Answer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ async def send_answer_page(
     reply_to: int | None = None,
 ) -> None:
     """Excerpts from ``start`` (one page), with feedback buttons and "More" if some are left."""
-    per_message, total = context.services.settings.excerpts_per_message, len(answer.excerpts)
+    per_message, total = context.services.config.telegram.excerpts_per_message, len(answer.excerpts)
     keyboard = render.answer_keyboard(answer_id, start, min(per_message, total - start), total)
     parts = render.answer_parts(answer, start, per_message)
     await send_parts(context, chat_id, parts, keyboard, reply_to)
@@ -99,7 +98,7 @@ async def send_answer_page(
 
 def bot_username(context: BotContext) -> str:
     """The bot's @username: from the config, else as Telegram's getMe told it."""
-    return context.services.settings.bot_username or context.bot.username
+    return context.services.config.telegram.bot_username or context.bot.username
 
 
 def reply_target(message: Message) -> int | None:
@@ -129,7 +128,7 @@ async def on_help(update: Update, context: BotContext) -> None:
     text = render.help_message(
         bot_username(context), stats.articles, newest[0].published_at if newest else None
     )
-    keyboard = render.examples_keyboard(context.services.settings.example_questions)
+    keyboard = render.examples_keyboard(context.services.config.telegram.example_questions)
     await send_parts(context, update.effective_message.chat_id, [text], keyboard)
 
 
@@ -166,7 +165,9 @@ async def on_latest(update: Update, context: BotContext) -> None:
     message = update.effective_message
     assert message is not None
     services = context.services
-    articles = await services.batcher.call(services.index.latest, services.settings.latest_count)
+    articles = await services.batcher.call(
+        services.index.latest, services.config.telegram.latest_count
+    )
     parts = render.latest_parts(articles)
     await send_parts(context, message.chat_id, parts, reply_to=reply_target(message))
 
@@ -190,8 +191,8 @@ async def on_more(update: Update, context: BotContext) -> None:
     """The "More" button: the next excerpts of a saved answer; the used button goes away."""
     query = update.callback_query
     assert query is not None
-    press = render.parse_press(query.data)
-    if not isinstance(press, render.MorePress) or query.message is None:
+    press = callbacks.parse_press(query.data)
+    if not isinstance(press, callbacks.MorePress) or query.message is None:
         await query.answer(render.stale_button_notice())
         return
     await query.answer()
@@ -209,9 +210,9 @@ async def on_feedback(update: Update, context: BotContext) -> None:
     """Helpful / wrong quote: stored for the admins, acknowledged with a short notice."""
     query = update.callback_query
     assert query is not None
-    press = render.parse_press(query.data)
+    press = callbacks.parse_press(query.data)
     stored = None
-    if isinstance(press, render.FeedbackPress):
+    if isinstance(press, callbacks.FeedbackPress):
         record = context.services.state.record_feedback
         stored = await asyncio.to_thread(
             record, press.answer_id, press.start, query.from_user.id, press.kind
@@ -223,10 +224,10 @@ async def on_example(update: Update, context: BotContext) -> None:
     """An example question from /help: asked as if the reader had typed it."""
     query = update.callback_query
     assert query is not None
-    press = render.parse_press(query.data)
-    examples = context.services.settings.example_questions
+    press = callbacks.parse_press(query.data)
+    examples = context.services.config.telegram.example_questions
     if (
-        not isinstance(press, render.ExamplePress)
+        not isinstance(press, callbacks.ExamplePress)
         or press.index >= len(examples)
         or query.message is None
     ):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .config import Config, ConfigError, load_config
+from bot.cli import eval_plot
+from bot.cli.admin import digests, refresh, reindex, sources
+from bot.cli.common import open_index, run_import, sample_path, setup_logging
+from bot.config import Config, ConfigError, load_config
+from bot.ops.health import health
+from index import Answer, evaluate, gold_of, load_questions, score
 
 log = logging.getLogger(__name__)
 
@@ -23,29 +26,6 @@ EXAMPLE_QUESTIONS = (
     "what did unrwa warn about flour",
     "Who won the Champions League final?",
 )
-
-
-def setup_logging(level: str) -> None:
-    """Configure logging once, for the process, from the entry point."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "bm25s", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def sample_path() -> Path:
-    """The bundled sample coverage."""
-    return Path(str(resources.files("index") / "sample" / "articles.jsonl"))
-
-
-def open_index(config: Config) -> Any:
-    """The coverage index for a configuration."""
-    from index.coverage import CoverageIndex
-
-    return CoverageIndex(config.data_dir, config.index_settings())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,53 +54,6 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
     ctx.obj = config
 
 
-def _progress(desc: str) -> Any:
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit="passage", file=sys.stderr, disable=None)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return bar, update
-
-
-def run_import(
-    config: Config, paths: list[Path], show: bool = True, index: Any | None = None
-) -> Any:
-    """Import files into the index (opened from the config unless given), printing rejected
-    records; returns the report."""
-    from index.articles import Article
-    from index.importers import read_paths
-
-    index = index or open_index(config)
-    rejected: list[str] = []
-
-    def articles() -> Iterator[Article]:
-        for item in read_paths(paths):
-            if isinstance(item, Article):
-                yield item
-            else:
-                rejected.append(str(item))
-                click.echo(f"skipped {item}", err=True)
-
-    from index.coverage import EncoderMismatch
-
-    bar, update = _progress("embedding") if show else (None, None)
-    try:
-        report = index.import_articles(articles(), progress=update)
-    except EncoderMismatch as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if bar is not None:
-            bar.close()
-    report.failed += len(rejected)
-    report.errors.extend(rejected)
-    return report
-
-
 @cli.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj
@@ -132,7 +65,7 @@ def import_cmd(config: Config, paths: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
-def _print_answer(answer: Any) -> None:
+def _print_answer(answer: Answer) -> None:
     if not answer.answered:
         click.echo("The coverage does not answer this question.")
         return
@@ -227,9 +160,10 @@ def demo(config: Config) -> None:
 @click.pass_obj
 def run(config: Config) -> None:
     """Run the Telegram bot (long polling, or a webhook per config) until Ctrl-C or SIGTERM."""
+    # Lazily, here and in `chat`: the other commands never load PTB.
     from telegram.error import InvalidToken, NetworkError
 
-    from .app import run_bot
+    from bot.telegram.app import run_bot
 
     try:
         run_bot(config)
@@ -250,7 +184,7 @@ def chat(config: Config, name: str) -> None:
     Type a question; `:N` presses button N of the bot's last message; `@ question` tries
     inline mode; `/quit` leaves. Imports the sample coverage if the data dir is empty.
     """
-    from .chat import run_chat
+    from bot.cli.chat import run_chat
 
     run_chat(config, name)
 
@@ -294,10 +228,6 @@ def eval_cmd(
     plot_path: Path | None,
 ) -> None:
     """Score answers against a question set (right fact in excerpt 1, 1-3, MRR, declines)."""
-    from index.evaluation import GoldMatcher, baseline_settings, load_questions, run_system, score
-
-    from . import eval_plot
-
     if plot_path is not None:
         try:
             eval_plot.ensure_available()
@@ -305,21 +235,8 @@ def eval_cmd(
             raise click.ClickException(str(exc)) from exc
     index = open_index(config)
     questions = load_questions(questions_path)
-    gold = GoldMatcher(
-        (s.article.url, s.article.body)
-        for s in index.store.get_many(index.store.all_article_keys()).values()
-    )
-    vectors = index.embedder.encode([q.question for q in questions])
-    dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
-    runs = [run_system(index, "coverbot", questions, vectors, dev if calibrate else None)]
-    for name in ("bm25", "dense") if baselines else ():
-        retrieval, answer = baseline_settings(name)
-        base = type(index)(
-            index.data_dir,
-            dataclasses.replace(index.settings, retrieval=retrieval, answer=answer),
-            embedder=index.embedder,
-        )
-        runs.append(run_system(base, name, questions, vectors, dev))
+    gold = gold_of(index)
+    runs = evaluate(index, questions, baselines=baselines, calibrate=calibrate)
     keep = [i for i, q in enumerate(questions) if split == "all" or (q.split or "test") == split]
     table = {}
     for run in runs:
@@ -343,31 +260,10 @@ def eval_cmd(
         click.echo(f"{name:10}" + "".join(f"{row[c]!s:>18}" for c in columns))
 
 
-def _add_admin_commands() -> None:
-    """`sources`, `refresh`, `reindex` and `digests` live in their own module."""
-    from .cli_admin import digests, refresh, reindex, sources
-
-    for command in (sources, refresh, reindex, digests):
-        cli.add_command(command)
-
-
-_add_admin_commands()
-
-
-def _add_health_command() -> None:
-    """`health` (the container's HEALTHCHECK) lives beside its checks."""
-    from .health import health
-
-    cli.add_command(health)
-
-
-_add_health_command()
+for command in (sources, refresh, reindex, digests, health):
+    cli.add_command(command)
 
 
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="coverbot")
-
-
-if __name__ == "__main__":
-    main()

@@ -18,12 +18,12 @@ from typing import Any, TextIO
 
 import click
 
-from index.coverage import CoverageIndex
-
-from .app import build_application, open_services, serve
-from .config import Config
-from .sandbox import BotApiSandbox, SandboxChat, SandboxUser
-from .services import Services
+from bot.cli.common import open_index, run_import, sample_path
+from bot.config import Config
+from bot.sandbox import BotApiSandbox, SandboxChat, SandboxUser
+from bot.services import Services
+from bot.telegram.app import build_application, open_services, serve
+from index import CoverageIndex
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,7 @@ class TerminalView:
 
 def ensure_coverage(config: Config) -> CoverageIndex:
     """The index, with the bundled sample coverage imported when it has no articles."""
-    from .cli import open_index, run_import, sample_path
-
-    index: CoverageIndex = open_index(config)
+    index = open_index(config)
     if index.stats(with_vectors=False).articles == 0:
         click.echo(f"{config.data_dir} has no coverage yet: importing the sample…", err=True)
         report = run_import(config, [sample_path()], show=False, index=index)

@@ -20,7 +20,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from .config import MetricsSection
+from bot.config import MetricsSection
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from . import render
-from .services import BotContext
+from bot.services import BotContext
+from bot.telegram import render
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def send_html(
     reply: ReplyParameters | None = None,
 ) -> Message:
     """One HTML message; if Telegram cannot parse it, the same content as plain text."""
-    previews = LinkPreviewOptions(is_disabled=not context.services.settings.link_previews)
+    previews = LinkPreviewOptions(is_disabled=not context.services.config.telegram.link_previews)
     try:
         return await context.bot.send_message(
             chat_id,

@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from telegram import ChatMember, Update
 from telegram.constants import ParseMode
 
-from index.topics import normalize_topic
-
-from . import render, render_digest
-from .cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, parse_timezone
-from .digests import preview
-from .replies import markup, send_parts
-from .scheduler import ensure_digest_job, job_queue_of
-from .services import BotContext
-from .subscribers import Subscriber, TooManyTopics
+from bot.digests import render as render_digest
+from bot.digests.cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, parse_timezone
+from bot.digests.planning import preview
+from bot.digests.store import Subscriber, TooManyTopics
+from bot.services import BotContext
+from bot.telegram import callbacks, render
+from bot.telegram.jobs import ensure_digest_job, job_queue_of
+from bot.telegram.replies import markup, send_parts
+from index import normalize_topic
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _now() -> datetime:
 
 def default_schedule(context: BotContext) -> Schedule:
     """A new reader's digest settings, from the [digests] section."""
-    d = context.services.digests
+    d = context.services.config.digests
     return Schedule(d.default_cadence, d.default_hour, 0, d.default_timezone)
 
 
@@ -232,7 +232,7 @@ async def on_unfollow_button(update: Update, context: BotContext) -> None:
     """A remove button under /following: unfollow, then show the list without it."""
     query = update.callback_query
     assert query is not None
-    topic_id = render_digest.parse_unfollow(query.data)
+    topic_id = callbacks.parse_unfollow(query.data)
     chat = query.message.chat if query.message else None
     if topic_id is None or chat is None:
         await query.answer(render.stale_button_notice())
@@ -254,7 +254,7 @@ async def on_digest_button(update: Update, context: BotContext) -> None:
     """Cadence and preview buttons under /digest."""
     query = update.callback_query
     assert query is not None
-    choice = render_digest.parse_digest_button(query.data)
+    choice = callbacks.parse_digest(query.data)
     chat = query.message.chat if query.message else None
     if choice is None or chat is None:
         await query.answer(render.stale_button_notice())

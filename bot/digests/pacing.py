@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from .config import DigestsSection
+from bot.config import DigestsSection
 
 
 class SendPacer:

@@ -13,17 +13,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from index import layout
-from index.coverage import CoverageIndex, ImportReport
-from index.fetch import Fetcher, FetchError, ValidatorCache
-from index.sources import SourceBatch, make_source
-
-from .config import RefreshSection
-from .services import Services
-from .source_registry import Progress, SourceRecord
+from bot.config import RefreshSection
+from bot.services import Services
+from bot.sources.registry import Progress, SourceRecord
+from bot.types import RefreshReport, SourceReport
+from index import (
+    CoverageIndex,
+    Fetcher,
+    FetchError,
+    ImportReport,
+    RebuildInProgress,
+    SourceBatch,
+    ValidatorCache,
+    make_source,
+    rebuild_lock,
+    serving_generation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,50 +39,6 @@ PARALLEL_SOURCES = 4
 # A due time this close counts as due: the job fires a moment before a backoff computed from
 # the previous run's start would end.
 DUE_SLACK = timedelta(seconds=30)
-
-
-@dataclass(slots=True)
-class SourceReport:
-    """What one refresh did to one source."""
-
-    source_id: int
-    label: str
-    kind: str
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    skipped_until: datetime | None = None
-    consecutive_failures: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """Fetched and imported without a source-level failure."""
-        return self.error is None and self.skipped_until is None
-
-
-@dataclass(slots=True)
-class RefreshReport:
-    """A refresh of several sources; `busy` when another refresh or rebuild was running."""
-
-    sources: list[SourceReport] = field(default_factory=list)
-    started_failing: list[SourceReport] = field(default_factory=list)
-    recovered: list[SourceReport] = field(default_factory=list)
-    busy: bool = False
-    seconds: float = 0.0
-
-    @property
-    def added(self) -> int:
-        """New articles over all sources (instant digests wait for these)."""
-        return sum(s.added for s in self.sources)
-
-    @property
-    def health_changed(self) -> bool:
-        """Some source started failing or recovered (admins want to know)."""
-        return bool(self.started_failing or self.recovered)
 
 
 def backoff_delay(failures: int, settings: RefreshSection) -> timedelta:
@@ -112,10 +75,10 @@ async def refresh(
     async with lock:
         t0 = time.perf_counter()
         try:
-            with layout.rebuild_lock(services.index.data_dir):
-                follow_generation(services)
+            with rebuild_lock(services.index.data_dir):
+                await follow_generation(services)
                 report = await _refresh_locked(services, source_ids, now or datetime.now(UTC))
-        except layout.RebuildInProgress:
+        except RebuildInProgress:
             log.info("refresh skipped: another process is writing the index")
             return RefreshReport(busy=True)
         report.seconds = time.perf_counter() - t0
@@ -129,13 +92,21 @@ async def refresh(
     return report
 
 
-def follow_generation(services: Services) -> None:
-    """Serve the generation another process (`coverbot reindex`) switched to, if any."""
+async def follow_generation(services: Services) -> None:
+    """Serve the generation another process (`coverbot reindex`) switched to, if any.
+
+    The new index is opened, and the old one closed, on the index thread: its database
+    connections belong to that thread.
+    """
     index = services.index
-    serving = layout.serving_generation(index.data_dir)
+    serving = serving_generation(index.data_dir)
     if serving and serving != index.generation:
         log.info("index generation %s replaced %s; following it", serving, index.generation)
-        services.swap_index(CoverageIndex(index.data_dir, index.settings, index.embedder))
+        fresh = await services.batcher.call(
+            CoverageIndex, index.data_dir, index.settings, index.embedder
+        )
+        old = services.swap_index(fresh)
+        await services.batcher.call(old.close)
 
 
 async def _refresh_locked(
@@ -153,7 +124,7 @@ async def _refresh_locked(
             return await refresh_source(services, record, now, forced)
 
     report = RefreshReport(sources=list(await asyncio.gather(*(one(r) for r in records))))
-    threshold = services.refresh.notify_after_failures
+    threshold = services.config.refresh.notify_after_failures
     for record, item in zip(records, report.sources, strict=True):
         if item.skipped_until is not None:
             continue
@@ -175,10 +146,10 @@ async def refresh_source(
         return report
     t0 = time.perf_counter()
     validators = ValidatorCache.from_json(record.validators)
-    full = record.refreshes % services.refresh.full_listing_every == 0
+    full = record.refreshes % services.config.refresh.full_listing_every == 0
     try:
         source = make_source(record.kind, record.url, **record.options)
-        async with Fetcher(services.fetch, validators=validators) as fetcher:
+        async with Fetcher(services.config.fetch, validators=validators) as fetcher:
             batch = await source.fetch(fetcher, record.cursor, full_listing=full)
         imported = await services.batcher.call(services.index.import_articles, batch.articles)
     except Exception as exc:  # one source's failure, whatever it is, stays with that source
@@ -226,7 +197,7 @@ async def _save_failure(
 ) -> None:
     failures = record.consecutive_failures + 1
     report.consecutive_failures = failures
-    next_attempt = now + backoff_delay(failures, services.refresh)
+    next_attempt = now + backoff_delay(failures, services.config.refresh)
     await asyncio.to_thread(
         services.state.sources.record_failure,
         record.id,

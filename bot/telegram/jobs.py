@@ -17,12 +17,12 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Job, JobQueue
 
-from . import render_admin
-from .cadence import INSTANT, WEEKDAYS, WEEKLY, schedule_of_slot, zone_of
-from .config import RefreshSection
-from .digests import run_digests
-from .refresh import RefreshReport, refresh
-from .services import BotContext, Services
+from bot.config import RefreshSection
+from bot.digests.cadence import INSTANT, WEEKDAYS, WEEKLY, schedule_of_slot, zone_of
+from bot.digests.sending import run_digests
+from bot.services import BotContext, Services
+from bot.sources.refresh import RefreshReport, refresh
+from bot.telegram import render_admin
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ async def refresh_job(context: BotContext) -> None:
 def trigger_instant_digests(context: BotContext, added: int) -> None:
     """New articles arrived: the instant digests go out now, in a job of their own."""
     job_queue = job_queue_of(context)
-    if added and context.services.digests.enabled and job_queue is not None:
+    if added and context.services.config.digests.enabled and job_queue is not None:
         job_queue.run_once(digest_job, when=0, data=INSTANT, name="digest:instant:now")
 
 
@@ -106,7 +106,7 @@ async def lease_job(context: BotContext) -> None:
 async def take_charge(job_queue: JobQueue[BotContext], services: Services) -> None:
     """This replica now runs the jobs: deliveries cut off mid-send are settled, and the
     digests due meanwhile (or left waiting) go out."""
-    if not services.digests.enabled:
+    if not services.config.digests.enabled:
         return
     await asyncio.to_thread(services.state.subscribers.recover_interrupted)
     job_queue.run_once(catch_up_digests, when=0, name="digest:catch-up")
@@ -127,13 +127,13 @@ def ensure_digest_job(
     job_queue: JobQueue[BotContext], services: Services, slot: str
 ) -> Job[BotContext] | None:
     """The job serving ``slot``, added if it is not scheduled yet."""
-    if not services.digests.enabled:
+    if not services.config.digests.enabled:
         return None
     name = digest_job_id(slot)
     existing = job_queue.get_jobs_by_name(name)
     if existing:
         return existing[0]
-    settings = services.digests
+    settings = services.config.digests
     job_kwargs: dict[str, object] = {
         "id": name,
         "replace_existing": True,
@@ -186,7 +186,7 @@ async def announce_health(
     message = render_admin.health_changes_message(report)
     if message is None:
         return
-    for admin_id in context.services.settings.admin_ids:
+    for admin_id in context.services.config.telegram.admin_ids:
         if admin_id == skip_chat:
             continue
         try:

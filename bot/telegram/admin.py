@@ -16,13 +16,15 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from . import operations, render_admin, render_digest
-from .handlers import reply_target
-from .operations import AdminError
-from .refresh import refresh
-from .replies import send_parts
-from .scheduler import announce_health, trigger_instant_digests
-from .services import BotContext
+from bot.digests import render as render_digest
+from bot.services import BotContext
+from bot.sources import operations
+from bot.sources.operations import AdminError
+from bot.sources.refresh import refresh
+from bot.telegram import render_admin
+from bot.telegram.handlers import reply_target
+from bot.telegram.jobs import announce_health, trigger_instant_digests
+from bot.telegram.replies import send_parts
 
 log = logging.getLogger(__name__)
 

@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from .config import Config
+from bot.cli.common import open_index, progress_bar, with_services
+from bot.config import Config
 
-T = TypeVar("T")
-
-
-def _with_services(config: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(services)`` on a fresh event loop, then release the services."""
-    from .app import open_services
-
-    services = open_services(config)
-
-    async def run() -> T:
-        try:
-            return await work(services)
-        finally:
-            await services.batcher.stop()
-            services.state.close()
-
-    return asyncio.run(run())
+if TYPE_CHECKING:
+    from bot.services import Services
+    from bot.types import RunReport
+from index import SOURCE_KIND_NAMES, RebuildInProgress
 
 
 @click.group()
@@ -40,17 +27,17 @@ def sources() -> None:
 @click.argument("url")
 @click.option(
     "--kind",
-    type=click.Choice(["wordpress", "feed", "sitemap", "folder"]),
+    type=click.Choice(SOURCE_KIND_NAMES),
     default=None,
     help="Skip detection.",
 )
 @click.pass_obj
 def sources_add(config: Config, url: str, kind: str | None) -> None:
     """Add a source: detect its kind, refuse private addresses, fetch it once."""
-    from .operations import AdminError, add_source
+    from bot.sources.operations import AdminError, add_source
 
     try:
-        record = _with_services(config, lambda s: add_source(s, url, kind, added_by=0))
+        record = with_services(config, lambda s: add_source(s, url, kind, added_by=0))
     except AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added source #{record.id} ({record.kind}) {record.url}")
@@ -60,7 +47,7 @@ def sources_add(config: Config, url: str, kind: str | None) -> None:
 @click.pass_obj
 def sources_list(config: Config) -> None:
     """List sources with their health."""
-    from .state import StateDB
+    from bot.state import StateDB
 
     state = StateDB(config.state_url)
     for r in state.sources.records():
@@ -78,10 +65,10 @@ def sources_list(config: Config) -> None:
 @click.pass_obj
 def sources_remove(config: Config, source_id: int, purge: bool) -> None:
     """Forget a source (its articles stay unless --purge)."""
-    from .operations import AdminError, remove_source
+    from bot.sources.operations import AdminError, remove_source
 
     try:
-        record, purged = _with_services(config, lambda s: remove_source(s, source_id, purge=purge))
+        record, purged = with_services(config, lambda s: remove_source(s, source_id, purge=purge))
     except AdminError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"removed source #{record.id} {record.url}; {purged} articles purged")
@@ -92,10 +79,10 @@ def sources_remove(config: Config, source_id: int, purge: bool) -> None:
 @click.pass_obj
 def refresh(config: Config, source_ids: tuple[int, ...]) -> None:
     """Refresh sources now and print the report; exits 1 if a source failed."""
-    from .refresh import refresh as run_refresh
-    from .refresh import summary_line
+    from bot.sources.refresh import refresh as run_refresh
+    from bot.sources.refresh import summary_line
 
-    report = _with_services(config, lambda s: run_refresh(s, list(source_ids) or None))
+    report = with_services(config, lambda s: run_refresh(s, list(source_ids) or None))
     for item in report.sources:
         click.echo(f"#{item.source_id} {item.label}: {summary_line(item)}")
     click.echo(f"{len(report.sources)} sources in {report.seconds:.1f}s")
@@ -107,11 +94,7 @@ def refresh(config: Config, source_ids: tuple[int, ...]) -> None:
 @click.pass_obj
 def reindex(config: Config) -> None:
     """Rebuild the index beside the live one and switch over when done."""
-    from index.layout import RebuildInProgress
-
-    from .cli import _progress, open_index
-
-    bar, update = _progress("reindexing")
+    bar, update = progress_bar("reindexing")
     try:
         fresh, report = open_index(config).rebuild(progress=update)
     except RebuildInProgress as exc:
@@ -143,20 +126,20 @@ def digests_run(config: Config, slot: str | None, now_text: str | None) -> None:
     schedule; runs never overlap within one process, use one at a time)."""
     from datetime import UTC, datetime
 
-    from .app import bot_for, check_settings
-    from .digests import run_digests
+    from bot.digests.sending import run_digests
+    from bot.telegram.app import bot_for, check_settings
 
     check_settings(config.telegram)
     now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
     if now.tzinfo is None:
         raise click.BadParameter("give the time with its offset, e.g. 2026-05-04T09:00:00+00:00")
 
-    async def work(services: Any) -> Any:
+    async def work(services: Services) -> RunReport:
         async with bot_for(config.telegram) as bot:
             await asyncio.to_thread(services.state.subscribers.recover_interrupted)
             return await run_digests(bot, services, slot, now)
 
-    report = _with_services(config, work)
+    report = with_services(config, work)
     click.echo(report.summary())
     for error in report.errors[:20]:
         click.echo(f"  {error}", err=True)
@@ -166,7 +149,7 @@ def digests_run(config: Config, slot: str | None, now_text: str | None) -> None:
 @click.pass_obj
 def digests_status(config: Config) -> None:
     """Readers by cadence and the delivery log of the last day."""
-    from .state import StateDB
+    from bot.state import StateDB
 
     state = StateDB(config.state_url)
     counts = state.subscribers.counts()

@@ -10,9 +10,9 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from . import render
-from .replies import send_parts
-from .services import BotContext
+from bot.services import BotContext
+from bot.telegram import render
+from bot.telegram.replies import send_parts
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,11 @@ async def report_to_admins(context: BotContext, line: str, error: BaseException)
     """Send an error report to every admin chat, at most one per configured interval."""
     services = context.services
     held_back = services.reports.allow()
-    if held_back is None or not services.settings.admin_ids:
+    if held_back is None or not services.config.telegram.admin_ids:
         return
     details = "".join(traceback.format_exception(error))
     report = render.error_report(line, details, held_back)
-    for admin_id in services.settings.admin_ids:
+    for admin_id in services.config.telegram.admin_ids:
         try:
             await context.bot.send_message(admin_id, report, parse_mode=ParseMode.HTML)
         except TelegramError as exc:

@@ -11,31 +11,23 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from index.articles import ArticleError, canonical_url
-from index.coverage import ImportReport
-from index.fetch import Fetcher, FetchError, check_public_url
-from index.layout import RebuildInProgress
-from index.sources import (
-    FeedSource,
-    FolderSource,
-    SitemapSource,
-    Source,
-    WordPressSource,
+from bot.services import Services
+from bot.sources.refresh import remove_articles
+from bot.sources.registry import DuplicateSource, SourceRecord
+from bot.types import AdminStats
+from index import (
+    ArticleError,
+    Fetcher,
+    FetchError,
+    ImportReport,
+    RebuildInProgress,
+    canonical_url,
+    check_public_url,
     detect_source,
     make_source,
 )
-from index.sources.feed import parse_feed
-from index.sources.folder import folder_path
-from index.sources.sitemap import parse_sitemap
-from index.sources.wordpress import parse_json
-
-from .refresh import remove_articles
-from .services import Services
-from .source_registry import DuplicateSource, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +39,6 @@ class AdminError(Exception):
 def is_web_url(url: str) -> bool:
     """An http(s) URL, as opposed to a local folder."""
     return url.lower().startswith(("http://", "https://"))
-
-
-async def probe(source: Source, fetcher: Fetcher) -> None:
-    """Fetch a source's entry point once and check it is what its kind says; FetchError."""
-    if isinstance(source, WordPressSource):
-        response = await fetcher.get(source.endpoint, params={"per_page": 1, "_fields": "id,link"})
-        if not isinstance(parse_json(response), list):
-            raise FetchError(source.endpoint, "not a WordPress posts list")
-    elif isinstance(source, FeedSource):
-        parse_feed(await fetcher.get(source.url))
-    elif isinstance(source, SitemapSource):
-        response = await fetcher.get(source.url)
-        parse_sitemap(response.content, response.url)
-    elif isinstance(source, FolderSource) and not folder_path(source.url).exists():
-        raise FetchError(source.url, "no such file or folder")
 
 
 async def add_source(
@@ -79,14 +56,14 @@ async def add_source(
             raise AdminError("Only http(s) sources can be added here; folders need the CLI.")
     else:
         try:
-            await check_public_url(url, services.fetch.allow_private)
+            await check_public_url(url, services.config.fetch.allow_private)
         except FetchError as exc:
             hint = " (allowed only with [refresh] allow_private_addresses = true)"
             raise AdminError(f"Refused {url}: {exc.reason}{hint}.") from exc
     try:
-        async with Fetcher(services.fetch) as fetcher:
+        async with Fetcher(services.config.fetch) as fetcher:
             source = make_source(kind, url) if kind else await detect_source(fetcher, url)
-            await probe(source, fetcher)
+            await source.probe(fetcher)
     except FetchError as exc:
         raise AdminError(f"Cannot use {url} as a source: {exc.reason}.") from exc
     except ValueError as exc:
@@ -125,21 +102,6 @@ async def purge_url(services: Services, url: str) -> bool:
     await asyncio.to_thread(services.state.sources.forget_url, url)
     log.info("purged %s (%s)", url, "removed" if found else "was not indexed")
     return bool(found)
-
-
-@dataclass(frozen=True, slots=True)
-class AdminStats:
-    """What /stats shows."""
-
-    articles: int
-    passages: int
-    sources: int
-    failing_sources: int
-    subscribers: int
-    last_refresh: datetime | None
-    index_bytes: int
-    latency: tuple[float, float] | None
-    generation: str
 
 
 def disk_usage(path: Path) -> int:

@@ -7,15 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from index.coverage import ImportReport
-
-from .operations import AdminStats
-from .refresh import RefreshReport, SourceReport
-from .render import Block, join, link, pack, shorten, tag, text
-from .source_registry import SourceRecord
+from bot.telegram.render import Block, join, link, pack, shorten, tag, text
+from bot.types import AdminStats, RefreshReport, SourceRecord, SourceReport
+from index import WEB_SOURCE_KINDS, ImportReport
 
 ADMIN_USAGE = {
-    "addsource": "/addsource URL [wordpress|feed|sitemap]",
+    "addsource": f"/addsource URL [{'|'.join(WEB_SOURCE_KINDS)}]",
     "removesource": "/removesource ID [purge]",
     "refresh": "/refresh [ID]",
     "purge": "/purge ARTICLE_URL",

@@ -30,17 +30,24 @@ from telegram.ext import (
     filters,
 )
 
-from index.coverage import CoverageIndex, remove_stale_generations
-
-from . import admin, handlers, subscriptions
-from .batcher import AskBatcher
-from .config import Config, ConfigError, TelegramSection
-from .errors import on_error
-from .leader import Lease
-from .metrics import BotMetrics
-from .scheduler import schedule_digests, schedule_lease, schedule_refresh
-from .services import BotApplication, BotContext, BotData, FinishedUpdates, ReportLimiter, Services
-from .state import StateDB
+from bot.batcher import AskBatcher
+from bot.config import Config, ConfigError, TelegramSection
+from bot.ops.leader import Lease
+from bot.ops.metrics import BotMetrics
+from bot.services import (
+    BotApplication,
+    BotContext,
+    BotData,
+    FinishedUpdates,
+    ReportLimiter,
+    ServiceConfig,
+    Services,
+)
+from bot.state import StateDB
+from bot.telegram import admin, callbacks, handlers, subscriptions
+from bot.telegram.errors import on_error
+from bot.telegram.jobs import schedule_digests, schedule_lease, schedule_refresh
+from index import CoverageIndex, remove_stale_generations
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +97,29 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         # Anything else sent privately (photos, stickers, empty text): ask for words.
         (0, MessageHandler(new & private, handlers.on_not_text)),
         # Buttons under our messages; unknown data gets a "no longer works" notice.
-        (0, CallbackQueryHandler(handlers.on_more, pattern=r"^m:")),
-        (0, CallbackQueryHandler(handlers.on_feedback, pattern=r"^f:")),
-        (0, CallbackQueryHandler(handlers.on_example, pattern=r"^x:")),
-        (0, CallbackQueryHandler(subscriptions.on_unfollow_button, pattern=r"^u:")),
-        (0, CallbackQueryHandler(subscriptions.on_digest_button, pattern=r"^d:")),
+        (0, CallbackQueryHandler(handlers.on_more, pattern=callbacks.pattern(callbacks.MORE))),
+        (
+            0,
+            CallbackQueryHandler(
+                handlers.on_feedback, pattern=callbacks.pattern(callbacks.FEEDBACK)
+            ),
+        ),
+        (
+            0,
+            CallbackQueryHandler(handlers.on_example, pattern=callbacks.pattern(callbacks.EXAMPLE)),
+        ),
+        (
+            0,
+            CallbackQueryHandler(
+                subscriptions.on_unfollow_button, pattern=callbacks.pattern(callbacks.UNFOLLOW)
+            ),
+        ),
+        (
+            0,
+            CallbackQueryHandler(
+                subscriptions.on_digest_button, pattern=callbacks.pattern(callbacks.DIGEST)
+            ),
+        ),
         (0, CallbackQueryHandler(handlers.on_stale_button)),
         # Inline mode: @bot question, in any chat.
         (0, InlineQueryHandler(handlers.on_inline_query)),
@@ -115,13 +140,15 @@ def open_services(config: Config, index: CoverageIndex | None = None) -> Service
         index=index,
         batcher=AskBatcher(index, metrics=metrics),
         state=state,
-        settings=config.telegram,
+        config=ServiceConfig(
+            telegram=config.telegram,
+            refresh=config.refresh,
+            fetch=config.refresh.fetch_settings(),
+            digests=config.digests,
+            topics=config.topic_settings(),
+        ),
         reports=ReportLimiter(config.telegram.error_report_seconds),
         finished=FinishedUpdates(),
-        refresh=config.refresh,
-        fetch=config.refresh.fetch_settings(),
-        digests=config.digests,
-        topic_settings=config.topic_settings(),
         metrics=metrics,
         lease=Lease(state.engine, ttl=timedelta(seconds=config.state.lease_seconds)),
     )
@@ -159,7 +186,7 @@ def build_application(
     services: Services, *, rate_limiter: BaseRateLimiter[int] | None = None
 ) -> BotApplication:
     """The PTB application over ``services``; ``rate_limiter`` defaults to AIORateLimiter."""
-    settings = services.settings
+    settings = services.config.telegram
     builder = (
         ApplicationBuilder()
         .token(settings.token)
@@ -187,7 +214,7 @@ async def startup(app: BotApplication) -> None:
     removed = await asyncio.to_thread(remove_stale_generations, index.data_dir, index.settings)
     if removed:
         log.info("removed %d stale index generations", len(removed))
-    await services.batcher.call(services.index.embedder.encode, ["warm up"])
+    await services.batcher.call(services.index.encode, ["warm up"])
     stats = await services.batcher.call(services.index.stats, False)
     if stats.articles == 0:
         log.warning("the index is empty: import coverage with `coverbot import`")
@@ -199,8 +226,8 @@ async def startup(app: BotApplication) -> None:
     app.job_queue.run_repeating(
         prune_answers_job, interval=PRUNE_EVERY, first=PRUNE_EVERY, name="prune-answers"
     )
-    schedule_refresh(app.job_queue, services.refresh)
-    if services.digests.enabled:
+    schedule_refresh(app.job_queue, services.config.refresh)
+    if services.config.digests.enabled:
         slots = await asyncio.to_thread(schedule_digests, app.job_queue, services)
         log.info("digest jobs for %d slots", len(slots))
     await schedule_lease(app.job_queue, services)
@@ -247,9 +274,11 @@ async def serve(app: BotApplication, stop: asyncio.Event) -> None:
             try:
                 await startup(app)
                 await app.start()
-                await receive(app, services.settings)
+                await receive(app, services.config.telegram)
                 log.info(
-                    "coverbot is running as @%s (%s)", app.bot.username, services.settings.mode
+                    "coverbot is running as @%s (%s)",
+                    app.bot.username,
+                    services.config.telegram.mode,
                 )
                 await stop.wait()
             finally:

@@ -13,17 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from index.answer import Answer, Excerpt
-from index.articles import Article
+from bot.telegram import callbacks
+from index import Answer, Article, Excerpt
 
 MAX_UNITS = 4096
 MAX_TITLE_CHARS = 200
 MAX_BUTTON_CHARS = 60
-MAX_CALLBACK_BYTES = 64
 PART_SEPARATOR = "\n\n"
-
-HELPFUL, WRONG_QUOTE = "helpful", "wrong_quote"
-_KIND_CODES = {"h": HELPFUL, "w": WRONG_QUOTE}
 
 
 def utf16_units(text: str) -> int:
@@ -225,72 +221,28 @@ class Button:
 Keyboard = tuple[tuple[Button, ...], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MorePress:
-    """The "More" button: show excerpts from ``start`` of a saved answer."""
-
-    answer_id: str
-    start: int
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackPress:
-    """A feedback button on the message showing excerpts from ``start``."""
-
-    answer_id: str
-    start: int
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExamplePress:
-    """An example question from /help was tapped."""
-
-    index: int
-
-
-Press = MorePress | FeedbackPress | ExamplePress
-_ANSWER_ID = r"[A-Za-z0-9_-]{1,16}"
-_PRESS_PATTERNS = (
-    (re.compile(rf"m:({_ANSWER_ID}):(\d{{1,3}})"), lambda m: MorePress(m[1], int(m[2]))),
-    (
-        re.compile(rf"f:({_ANSWER_ID}):(\d{{1,3}}):([hw])"),
-        lambda m: FeedbackPress(m[1], int(m[2]), _KIND_CODES[m[3]]),
-    ),
-    (re.compile(r"x:(\d{1,2})"), lambda m: ExamplePress(int(m[1]))),
-)
-
-
-def parse_press(data: str | None) -> Press | None:
-    """The button behind callback data, or None for anything we did not send."""
-    for pattern, make in _PRESS_PATTERNS:
-        match = pattern.fullmatch(data or "")
-        if match:
-            return make(match)
-    return None
-
-
 def answer_keyboard(answer_id: str, start: int, shown: int, total: int) -> Keyboard:
     """Feedback for the excerpts shown, and "More" while excerpts are left."""
     feedback = (
-        Button("👍 Helpful", f"f:{answer_id}:{start}:h"),
-        Button("⚠️ Wrong quote", f"f:{answer_id}:{start}:w"),
+        Button("👍 Helpful", callbacks.feedback(answer_id, start, callbacks.HELPFUL)),
+        Button("⚠️ Wrong quote", callbacks.feedback(answer_id, start, callbacks.WRONG_QUOTE)),
     )
     left = total - start - shown
     if left <= 0:
         return (feedback,)
-    return ((Button(f"More ({left})", f"m:{answer_id}:{start + shown}"),), feedback)
+    return ((Button(f"More ({left})", callbacks.more(answer_id, start + shown)),), feedback)
 
 
 def without_more(keyboard: Keyboard) -> Keyboard:
     """The keyboard once "More" has been used."""
-    return tuple(row for row in keyboard if not any(b.data.startswith("m:") for b in row))
+    return tuple(row for row in keyboard if not any(callbacks.is_more(b.data) for b in row))
 
 
 def examples_keyboard(questions: Sequence[str]) -> Keyboard:
     """Up to three example questions, one per row."""
     return tuple(
-        (Button(shorten(q, MAX_BUTTON_CHARS), f"x:{i}"),) for i, q in enumerate(questions[:3])
+        (Button(shorten(q, MAX_BUTTON_CHARS), callbacks.example(i)),)
+        for i, q in enumerate(questions[:3])
     )
 
 
@@ -366,9 +318,9 @@ def plain_parts(html_text: str) -> list[str]:
 
 def feedback_notice(kind: str | None) -> str:
     """The short notice after a feedback press (None: the answer is gone)."""
-    if kind == HELPFUL:
+    if kind == callbacks.HELPFUL:
         return "Thanks, glad it helped."
-    if kind == WRONG_QUOTE:
+    if kind == callbacks.WRONG_QUOTE:
         return "Thanks, we will check these quotes."
     return "This answer has expired. Ask again for a fresh one."
 

@@ -8,13 +8,13 @@ cut off half-way is resumed from the first part not sent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .cadence import DAILY, INSTANT, Schedule, next_due, zone_of
-from .render import (
+from bot.digests.cadence import DAILY, INSTANT, Schedule, next_due, zone_of
+from bot.telegram import callbacks
+from bot.telegram.render import (
     MAX_UNITS,
     PART_SEPARATOR,
     Block,
@@ -28,12 +28,10 @@ from .render import (
     text,
     utf16_units,
 )
-from .subscribers import DeliveryCounts, DueItem, Topic
+from bot.types import DeliveryCounts, DueItem, Topic
 
 MAX_EXCERPT_CHARS = 280
 MAX_TOPIC_BUTTON_CHARS = 40
-_UNFOLLOW = re.compile(r"^u:(\d{1,12})$")
-_DIGEST = re.compile(r"^d:(instant|daily|weekly|now)$")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -169,7 +167,8 @@ def following_message(topics: Sequence[Topic], schedule: Schedule | None, now: d
 def following_keyboard(topics: Sequence[Topic]) -> Keyboard:
     """One remove button per topic."""
     return tuple(
-        (Button(f"✖ {shorten(t.text, MAX_TOPIC_BUTTON_CHARS)}", f"u:{t.id}"),) for t in topics
+        (Button(f"✖ {shorten(t.text, MAX_TOPIC_BUTTON_CHARS)}", callbacks.unfollow(t.id)),)
+        for t in topics
     )
 
 
@@ -194,11 +193,11 @@ def digest_keyboard() -> Keyboard:
     """Cadence buttons and a preview."""
     return (
         (
-            Button("As published", "d:instant"),
-            Button("Daily", "d:daily"),
-            Button("Weekly", "d:weekly"),
+            Button("As published", callbacks.digest("instant")),
+            Button("Daily", callbacks.digest("daily")),
+            Button("Weekly", callbacks.digest("weekly")),
         ),
-        (Button("Preview now", "d:now"),),
+        (Button("Preview now", callbacks.digest("now")),),
     )
 
 
@@ -273,15 +272,3 @@ def subscribers_message(counts: DeliveryCounts) -> str:
         text(f"Last digest run: {last}"),
     ]
     return join(lines).html
-
-
-def parse_unfollow(data: str | None) -> int | None:
-    """The topic id of a remove button, or None."""
-    match = _UNFOLLOW.match(data or "")
-    return int(match.group(1)) if match else None
-
-
-def parse_digest_button(data: str | None) -> str | None:
-    """The choice of a /digest button, or None."""
-    match = _DIGEST.match(data or "")
-    return match.group(1) if match else None

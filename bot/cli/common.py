@@ -1,0 +1,104 @@
+"""What the CLI commands share: logging, the index, imports with a progress bar, services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from bot.config import Config
+from index import Article, CoverageIndex, EncoderMismatch, ImportReport, read_paths
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from bot.services import Services
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+def setup_logging(level: str) -> None:
+    """Configure logging once, for the process, from the entry point."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "bm25s", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def sample_path() -> Path:
+    """The bundled sample coverage."""
+    return Path(str(resources.files("index") / "sample" / "articles.jsonl"))
+
+
+def open_index(config: Config) -> CoverageIndex:
+    """The coverage index for a configuration."""
+    return CoverageIndex(config.data_dir, config.index_settings())
+
+
+def progress_bar(desc: str) -> tuple[tqdm[None], Progress]:
+    """A progress bar on stderr and the ``(done, total)`` callback that moves it."""
+    from tqdm import tqdm
+
+    bar: tqdm[None] = tqdm(total=0, desc=desc, unit="passage", file=sys.stderr, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def run_import(
+    config: Config, paths: list[Path], show: bool = True, index: CoverageIndex | None = None
+) -> ImportReport:
+    """Import files into the index (opened from the config unless given), printing rejected
+    records; returns the report."""
+    index = index or open_index(config)
+    rejected: list[str] = []
+
+    def articles() -> Iterator[Article]:
+        for item in read_paths(paths):
+            if isinstance(item, Article):
+                yield item
+            else:
+                rejected.append(str(item))
+                click.echo(f"skipped {item}", err=True)
+
+    bar, update = progress_bar("embedding") if show else (None, None)
+    try:
+        report = index.import_articles(articles(), progress=update)
+    except EncoderMismatch as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if bar is not None:
+            bar.close()
+    report.failed += len(rejected)
+    report.errors.extend(rejected)
+    return report
+
+
+def with_services(config: Config, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``work(services)`` on a fresh event loop, then release the services."""
+    from bot.telegram.app import open_services
+
+    services = open_services(config)
+
+    async def run() -> T:
+        try:
+            return await work(services)
+        finally:
+            await services.batcher.stop()
+            services.state.close()
+
+    return asyncio.run(run())
