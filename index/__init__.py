@@ -16,6 +16,7 @@ from .coverage import (
     ImportReport,
     IndexSettings,
     IndexStats,
+    StorageError,
     remove_stale_generations,
 )
 from .embeddings import DEFAULT_ENCODER, ENCODERS, Embedder
@@ -41,7 +42,7 @@ from .fetch import (
     check_public_url,
 )
 from .importers import read_paths
-from .layout import RebuildInProgress, rebuild_lock, serving_generation
+from .layout import IndexPointerError, RebuildInProgress, rebuild_lock, serving_generation
 from .retrieval import RetrievalSettings
 from .sources import (
     SOURCE_KIND_NAMES,
@@ -82,6 +83,7 @@ __all__ = [
     "FolderSource",
     "GoldMatcher",
     "ImportReport",
+    "IndexPointerError",
     "IndexSettings",
     "IndexStats",
     "Question",
@@ -91,6 +93,7 @@ __all__ = [
     "SitemapSource",
     "Source",
     "SourceBatch",
+    "StorageError",
     "StoredArticle",
     "SystemRun",
     "TopicMatch",

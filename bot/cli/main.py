@@ -265,5 +265,12 @@ for command in (sources, refresh, reindex, digests, health):
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="coverbot")
+    """Console-script entry point; storage failures end in one line with the fix."""
+    from bot.state import StateDamaged
+    from index import IndexPointerError, RebuildInProgress, StorageError
+
+    try:
+        cli(prog_name="coverbot")
+    except (StorageError, IndexPointerError, RebuildInProgress, StateDamaged) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
