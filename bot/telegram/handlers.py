@@ -18,6 +18,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ParseMode
 
+from bot.batcher import ReaderBusy
 from bot.services import BotContext
 from bot.telegram import callbacks, render
 from bot.telegram.replies import drop_more_button, send_parts
@@ -58,11 +59,21 @@ def addressed_question(message: Message, username: str, bot_id: int) -> str | No
 
 
 async def answer_question(
-    context: BotContext, chat_id: int, question: str, reply_to: int | None = None
+    context: BotContext,
+    chat_id: int,
+    question: str,
+    reply_to: int | None = None,
+    reader: int | None = None,
 ) -> None:
-    """Typing, the core's answer, then the excerpts with their buttons, or the decline."""
+    """Typing, the core's answer, then the excerpts with their buttons, or the decline;
+    a reader over their allowance is asked, once, to slow down."""
     services = context.services
-    answer = await _with_typing(context, chat_id, services.batcher.ask(question))
+    try:
+        answer = await _with_typing(context, chat_id, services.batcher.ask(question, reader))
+    except ReaderBusy as busy:
+        if busy.notify:
+            await send_parts(context, chat_id, [render.slow_down_message(busy.retry_after)])
+        return
     if not answer.answered or not answer.excerpts:
         await send_parts(context, chat_id, [render.decline_message()], reply_to=reply_to)
         return
@@ -113,7 +124,8 @@ async def ask(context: BotContext, message: Message, question: str) -> None:
     if problem is not None:
         await send_parts(context, message.chat_id, [problem], reply_to=reply_to)
     else:
-        await answer_question(context, message.chat_id, question, reply_to)
+        reader = message.from_user.id if message.from_user else message.chat_id
+        await answer_question(context, message.chat_id, question, reply_to, reader)
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -234,7 +246,8 @@ async def on_example(update: Update, context: BotContext) -> None:
         await query.answer(render.stale_button_notice())
         return
     await query.answer(render.shorten(examples[press.index], 200))
-    await answer_question(context, query.message.chat.id, examples[press.index])
+    reader = query.from_user.id if query.from_user else None
+    await answer_question(context, query.message.chat.id, examples[press.index], None, reader)
 
 
 async def on_stale_button(update: Update, context: BotContext) -> None:

@@ -177,6 +177,15 @@ def decline_message() -> str:
     )
 
 
+def slow_down_message(seconds: float) -> str:
+    """Said once when a reader asks faster than their allowance."""
+    wait = max(1, round(seconds))
+    return (
+        "You are asking faster than I can answer everyone. "
+        f"Please wait {wait} second{'s' if wait != 1 else ''}, then ask again."
+    )
+
+
 def no_more_message() -> str:
     """A "More" press when there is nothing left (or the answer expired)."""
     return "There are no more excerpts for this question. Ask it again for a fresh answer."
