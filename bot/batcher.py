@@ -103,7 +103,7 @@ class AskBatcher:
         key = reader if reader is not None else object()  # no reader: a turn of its own
         if reader is not None:
             if self._queue.waiting(key) >= self.max_waiting:
-                raise ReaderBusy(1.0, notify=False)
+                raise ReaderBusy(self.window + 1.0, notify=self.limiter.refused(key))
             self.limiter.take(key)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()

@@ -83,6 +83,8 @@ class ReaderLimiter:
     def take(self, reader: Hashable) -> None:
         """Spend one question of `reader`'s allowance, or raise ReaderBusy."""
         if self.per_second <= 0:
+            if reader in self._buckets:
+                self._buckets[reader].refused = False
             return
         now = self.clock()
         bucket = self._buckets.get(reader)
@@ -94,8 +96,16 @@ class ReaderLimiter:
             bucket.tokens -= 1.0
             bucket.refused = False
             return
-        notify, bucket.refused = not bucket.refused, True
-        raise ReaderBusy((1.0 - bucket.tokens) / self.per_second, notify)
+        raise ReaderBusy((1.0 - bucket.tokens) / self.per_second, self.refused(reader))
+
+    def refused(self, reader: Hashable) -> bool:
+        """Note a refusal of `reader`; True when it is the first since their last question
+        got through (tell them once, not at every message of a flood)."""
+        bucket = self._buckets.get(reader)
+        if bucket is None:
+            bucket = self._buckets[reader] = _Bucket(float(self.burst), self.clock())
+        first, bucket.refused = not bucket.refused, True
+        return first
 
     def forget_idle(self) -> None:
         """Drop buckets that are full again (readers who stopped asking)."""
