@@ -103,3 +103,34 @@ def test_a_flooding_reader_is_slowed_and_the_next_reader_answered(bot: InProcess
     [answer] = sandbox.sent(other_chat.id)
     assert QUOTE in answer["text"]
     assert bot.errors == []
+
+
+def test_answers_still_come_when_the_state_database_refuses_writes(
+    loop: LoopThread, sample_index: CoverageIndex, tmp_path: Path
+) -> None:
+    """#12 item 4, bot side: with the disk full every question got "Sorry..." because the
+    answer is saved for its buttons; now the answer comes, without the buttons."""
+    import sqlalchemy as sa
+
+    running = start_bot(loop, sample_index, tmp_path)
+    try:
+        engine = running.services.state.engine
+
+        def read_only(dbapi_connection: object, _record: object) -> None:
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+            cursor.close()
+
+        sa.event.listen(engine, "connect", read_only)
+        engine.dispose()
+        sandbox = running.sandbox
+        reader = sandbox.user("Reader")
+        chat = sandbox.chat(reader)
+        running.run(running.wait_done(running.run(sandbox.inject_message(chat, reader, QUESTION))))
+        [answer] = sandbox.sent(chat.id)
+        assert QUOTE in answer["text"] and "reply_markup" not in answer
+        assert running.errors == []
+        sa.event.remove(engine, "connect", read_only)  # room again, for a clean shutdown
+        engine.dispose()
+    finally:
+        running.shutdown()

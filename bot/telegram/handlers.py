@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     InlineQueryResultArticle,
     InlineQueryResultsButton,
@@ -78,7 +79,13 @@ async def answer_question(
         await send_parts(context, chat_id, [render.decline_message()], reply_to=reply_to)
         return
     urls = tuple(e.url for e in answer.excerpts)
-    answer_id = await asyncio.to_thread(services.state.save_answer, chat_id, answer.question, urls)
+    try:
+        answer_id: str | None = await asyncio.to_thread(
+            services.state.save_answer, chat_id, answer.question, urls
+        )
+    except (OSError, SQLAlchemyError) as exc:  # a full disk: answer without the buttons
+        log.warning("answer not kept for its buttons (the state database refused): %s", exc)
+        answer_id = None
     await send_answer_page(context, chat_id, answer, answer_id, 0, reply_to)
 
 
@@ -96,13 +103,18 @@ async def send_answer_page(
     context: BotContext,
     chat_id: int,
     answer: Answer,
-    answer_id: str,
+    answer_id: str | None,
     start: int,
     reply_to: int | None = None,
 ) -> None:
-    """Excerpts from ``start`` (one page), with feedback buttons and "More" if some are left."""
+    """Excerpts from ``start`` (one page), with feedback buttons and "More" if some are left
+    (no buttons when the answer could not be kept: ``answer_id`` None)."""
     per_message, total = context.services.config.telegram.excerpts_per_message, len(answer.excerpts)
-    keyboard = render.answer_keyboard(answer_id, start, min(per_message, total - start), total)
+    keyboard = (
+        render.answer_keyboard(answer_id, start, min(per_message, total - start), total)
+        if answer_id is not None
+        else None
+    )
     parts = render.answer_parts(answer, start, per_message)
     await send_parts(context, chat_id, parts, keyboard, reply_to)
 
