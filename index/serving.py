@@ -74,6 +74,9 @@ class ServedGeneration:
         self._swap_lock = threading.RLock()
         # Set while this process imports: answers keep the last BM25 index meanwhile.
         self._writing = threading.Event()
+        # Seconds to wait for a writer of this generation in another process before reading
+        # it (RebuildInProgress after that); `coverbot health` does not wait.
+        self.open_wait = 3600.0
         # A fixed generation (a rebuild's) is never left for CURRENT's.
         self._pinned = generation is not None
         # Vectors of generations left behind, closed at the next `follow` (by the reading
@@ -131,7 +134,7 @@ class ServedGeneration:
             if self._vectors is None:
                 embedded = not self.settings.chroma_url
                 if embedded:  # registered before opening: writers elsewhere now copy
-                    layout.open_generation(self.path)
+                    layout.open_generation(self.path, self.open_wait)
                 try:
                     snapshot = None
                     if embedded:
