@@ -9,7 +9,7 @@ never imports ``telegram``, ``apscheduler`` or ``bot``.
 from __future__ import annotations
 
 from .answer import Answer, AnswerSettings, Excerpt
-from .articles import Article, ArticleError, canonical_url
+from .articles import Article, ArticleError, canonical_url, strip_controls
 from .coverage import (
     CoverageIndex,
     EncoderMismatch,
@@ -116,4 +116,5 @@ __all__ = [
     "run_system",
     "score",
     "serving_generation",
+    "strip_controls",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.telegram import callbacks
-from index import Answer, Article, Excerpt
+from index import Answer, Article, Excerpt, strip_controls
 
 MAX_UNITS = 4096
 MAX_TITLE_CHARS = 200
@@ -28,7 +28,9 @@ def utf16_units(text: str) -> int:
 
 
 def _clean(text: str) -> str:
-    """Replace lone surrogates, which no Telegram message can carry."""
+    """Drop bidi controls and joiners (text stored before they were stripped on the way
+    in) and replace lone surrogates, which no Telegram message can carry."""
+    text = strip_controls(text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
