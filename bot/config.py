@@ -169,7 +169,8 @@ class MetricsSection:
 class LoggingSection:
     """[logging]: level and format of the log."""
 
-    level: str = "INFO"
+    # Empty: INFO for `coverbot run`, WARNING for the other commands.
+    level: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from bot.digests.pacing import SendPacer
 from bot.ops.leader import Lease
 from bot.ops.metrics import BotMetrics
 from bot.state import StateDB
-from index import CoverageIndex, FetchSettings, TopicSettings
+from index import CoverageIndex, FetchSettings, TopicSettings, example_questions, example_topic
 
 
 class ReportLimiter:
@@ -72,6 +72,16 @@ class FinishedUpdates:
             await self._changed.wait_for(lambda: wanted <= self._ids)
 
 
+@dataclass(frozen=True, slots=True)
+class CoverageExamples:
+    """What /start offers and /follow suggests, taken from the index's own coverage."""
+
+    # (generation, store revision) of the index they were worked out for.
+    key: tuple[str, int]
+    questions: tuple[str, ...] = ()
+    topic: str | None = None
+
+
 @dataclass
 class ServiceConfig:
     """The configuration sections the services act on (read-only while the bot runs)."""
@@ -105,6 +115,7 @@ class Services:
     pacer: SendPacer = field(init=False)
     # None: the only replica, always in charge of scheduled jobs.
     lease: Lease | None = None
+    _examples: CoverageExamples | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.pacer = SendPacer(self.config.digests)
@@ -114,6 +125,18 @@ class Services:
         old, self.index = self.index, index
         self.batcher.index = index
         return old
+
+    def coverage_examples(self) -> CoverageExamples:
+        """Example questions the index answers and a topic its headlines name; worked out
+        again only when the index has changed. Call on the index thread (it asks)."""
+        index = self.index
+        key = (index.generation, index.store.revision)
+        if self._examples is None or self._examples.key != key:
+            configured = self.config.telegram.example_questions
+            self._examples = CoverageExamples(
+                key, tuple(example_questions(index, configured)), example_topic(index)
+            )
+        return self._examples
 
     @property
     def leads(self) -> bool:

@@ -13,6 +13,11 @@ from typing import Any
 from bot.digests.cadence import Schedule
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count with its noun in the right number: "1 article", "2 articles"."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One registered source with its progress and health."""
@@ -65,6 +70,8 @@ class SourceReport:
     consecutive_failures: int = 0
     # Limits the source hit (max_items, max_sitemaps, max_pages): read in part, not failed.
     notes: list[str] = field(default_factory=list)
+    # "where: why" of the first records that failed, for the operator.
+    rejected: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -189,8 +196,8 @@ class RunReport:
     def summary(self) -> str:
         """One line for the log."""
         return (
-            f"digest run {self.run_id} ({self.slot}): {self.readers} readers due, "
-            f"{self.planned} articles planned, {self.sent} delivered in {self.messages} "
-            f"messages, {self.failed} failed, {self.deactivated} readers deactivated, "
-            f"{self.seconds:.1f}s"
+            f"digest run {self.run_id} ({self.slot}): {plural(self.readers, 'reader')} due, "
+            f"{plural(self.planned, 'article')} planned, {self.sent} delivered in "
+            f"{plural(self.messages, 'message')}, {self.failed} failed, "
+            f"{plural(self.deactivated, 'reader')} deactivated, {self.seconds:.1f}s"
         )

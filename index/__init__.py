@@ -32,6 +32,7 @@ from .evaluation import (
     run_system,
     score,
 )
+from .examples import example_questions, example_topic
 from .fetch import (
     DEFAULT_USER_AGENT,
     MB,
@@ -41,8 +42,9 @@ from .fetch import (
     ValidatorCache,
     check_public_url,
 )
-from .importers import read_paths
+from .importers import Rejected, read_paths
 from .layout import IndexPointerError, RebuildInProgress, rebuild_lock, serving_generation
+from .questions import QuestionProblem, check_question
 from .retrieval import RetrievalSettings
 from .sources import (
     SOURCE_KIND_NAMES,
@@ -87,7 +89,9 @@ __all__ = [
     "IndexSettings",
     "IndexStats",
     "Question",
+    "QuestionProblem",
     "RebuildInProgress",
+    "Rejected",
     "RetrievalSettings",
     "Scores",
     "SitemapSource",
@@ -103,8 +107,11 @@ __all__ = [
     "baseline_settings",
     "canonical_url",
     "check_public_url",
+    "check_question",
     "detect_source",
     "evaluate",
+    "example_questions",
+    "example_topic",
     "gold_of",
     "load_questions",
     "make_source",

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -203,6 +204,8 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
+        # ONNX Runtime's own C++ log goes straight to stderr; only errors belong there.
+        options.log_severity_level = 3
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         self.tokenizer.no_padding()  # each batch is padded to its own longest text below
@@ -295,6 +298,18 @@ def _check_onnx_pipeline(model_path: Path) -> None:
         )
 
 
+def _quiet_onnx_tools() -> None:
+    """Keep ONNX Runtime's optimizer to warnings: it logs a dozen "Fused Gelu: 6" lines at
+    INFO, under bare module names ("fusion_base", "onnx_model") that no prefix catches."""
+    import onnxruntime
+
+    package = str(Path(onnxruntime.__file__).parent)
+    for name in list(logging.root.manager.loggerDict):
+        module = sys.modules.get(name)
+        if (getattr(module, "__file__", None) or "").startswith(package):
+            logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.WARNING))
+
+
 def _export(model_path: Path, graph: Path) -> None:
     """Export the model with torch.onnx, fuse it for CPU, and write it atomically to `graph`."""
     _offline()
@@ -305,6 +320,7 @@ def _export(model_path: Path, graph: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    _quiet_onnx_tools()
 
     class Pooled(torch.nn.Module):
         """The transformer with sentence-transformers' mean pooling and L2 normalisation."""

@@ -66,6 +66,11 @@ class GoldMatcher:
         """The excerpt's article is the gold one or a copy of it."""
         return q.url is not None and url in self.same.get(q.url, {q.url})
 
+    def missing(self, questions: Sequence[Question]) -> list[Question]:
+        """Answerable questions whose gold article is not in the index; scoring them would
+        measure the import, not the answers."""
+        return [q for q in questions if q.url is not None and q.url not in self.body]
+
     def is_verbatim(self, url: str, text: str) -> bool:
         """The excerpt is an exact substring of its article's body."""
         return url in self.body and text in self.body[url]

@@ -66,6 +66,10 @@ def test_other_messages_golden(golden: Golden) -> None:
     ]
     messages = {
         "help": render.help_message("coverbot_test_bot", 16, "2025-04-30T17:55:00+00:00"),
+        "help_one_article_no_examples": render.help_message(
+            "coverbot_test_bot", 1, None, has_examples=False
+        ),
+        "language": render.language_message("Arabic"),
         "latest": SEPARATOR.join(render.latest_parts(articles)),
         "decline": render.decline_message(),
         "not_a_question": render.not_a_question_message(),

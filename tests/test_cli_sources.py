@@ -52,7 +52,34 @@ def test_sources_add_refuses_private_addresses(tmp_path: Path, url: str, why: st
     code, out = coverbot(tmp_path, "sources", "add", url)
     assert code == 1
     assert f"Refused {url}: private address (" in out and why in out
-    assert coverbot(tmp_path, "sources", "list") == (0, "")
+    assert "allow_private_addresses = true" in out
+    assert coverbot(tmp_path, "sources", "list") == (
+        0,
+        "no sources: add one with `coverbot sources add URL` or [[sources]] in the config\n",
+    )
+
+
+def test_an_unresolvable_name_is_not_blamed_on_private_addresses(tmp_path: Path) -> None:
+    # An empty label fails in the resolver's IDNA step, before any DNS query.
+    code, out = coverbot(tmp_path, "sources", "add", "http://news..example/feed/")
+    assert code == 1
+    assert "cannot resolve news..example (check the address" in out
+    assert "allow_private_addresses" not in out
+
+
+def test_sources_of_the_config_are_listed_before_the_bot_registers_them(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[sources]]\nkind = "feed"\nurl = "https://news.example.com/feed/"\n')
+    assert coverbot(tmp_path, "sources", "list", config=config)[1] == (
+        "-\tfeed\tfrom the config, registered at the next start or refresh\t"
+        "https://news.example.com/feed/\n"
+    )
+
+
+def test_removing_an_unknown_source_points_to_the_cli_list(tmp_path: Path) -> None:
+    code, out = coverbot(tmp_path, "sources", "remove", "99")
+    assert code == 1
+    assert "There is no source #99. `coverbot sources list` lists them." in out
 
 
 def test_sources_add_list_refresh_remove(tmp_path: Path, site: Site) -> None:
@@ -110,3 +137,14 @@ def test_reindex_killed_halfway_then_the_next_one_succeeds(
 
 def _others(data_dir: Path, live: str) -> list[str]:
     return [p.name for p in data_dir.glob("gen-*") if p.name != live]
+
+
+def test_refresh_says_why_records_were_skipped(tmp_path: Path) -> None:
+    desk = tmp_path / "desk"
+    desk.mkdir()
+    (desk / "note.md").write_text("Ferry returns\n\nThe night ferry runs again.\n")
+    assert coverbot(tmp_path, "sources", "add", "--kind", "folder", str(desk))[0] == 0
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "refresh"])
+    assert f"#1 {desk}: added 0, updated 0, removed 0, unchanged 0, failed 1" in result.stdout
+    assert "1 source refreshed in" in result.stdout
+    assert f"  skipped {desk / 'note.md'}: no url: put 'url: https://...'" in result.stderr

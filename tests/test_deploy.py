@@ -1,9 +1,9 @@
 """The deployment files agree with each other and with the settings coverbot documents.
 
-No Docker engine runs here, so these read docker-compose.yml, deploy/ and the Dockerfile as
-data: the URLs the bot is given point at the services that serve them, the data dir is the
-volume, Prometheus scrapes the port the bot serves, and the image installs with the same
-`make install` recipe CI runs.
+The test run starts no Docker engine (the image was built and run by hand; README, "Deploy"),
+so these read docker-compose.yml, deploy/ and the Dockerfile as data: the URLs the bot is
+given point at the services that serve them, the data dir is the volume, Prometheus scrapes
+the port the bot serves, and the image installs with the same `make install` recipe CI runs.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def arrived(tmp_path_factory: pytest.TempPathFactory) -> Arrived:
     config = write_config(root / "coverbot.toml", "", 25.0, source, servers_toml(data_dir))
     out = refresh(config, data_dir)
     assert "digest fixtures: added 20, updated 0, removed 0, unchanged 0, failed 0" in out
-    assert "1 sources in" in out
+    assert "1 source refreshed in" in out
     return Arrived(data_dir, subscribed_at)
 
 

@@ -139,3 +139,12 @@ def test_onnx_refuses_a_pipeline_it_cannot_reproduce(tmp_path: Path) -> None:
     emb = Embedder(str(tmp_path), encoder="onnx", cache_dir=tmp_path / "cache")
     with pytest.raises(ModelError, match="use encoder = 'torch'"):
         emb.encode(["a"])
+
+
+def test_onnx_optimizer_logs_only_warnings(onnx_embedder: Embedder) -> None:
+    # The export (done once for this run by the fixture) quietened the optimizer's loggers,
+    # which otherwise print a dozen "Fused ..." INFO lines under bare module names.
+    import logging
+
+    for name in ("fusion_base", "onnx_model", "onnx_model_bert"):
+        assert logging.getLogger(name).level >= logging.WARNING, name  # not NOTSET

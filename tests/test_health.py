@@ -52,7 +52,7 @@ def test_health_passes_beside_a_serving_bot(served: Config) -> None:
     ]
     assert f"schema version {len(state.MIGRATIONS)}" in lines[0]
     assert "16 articles" in lines[1] and "384 dimensions" in lines[2]
-    assert lines[3].endswith("no sources configured")
+    assert lines[3].endswith("no sources registered")
 
 
 def test_every_failing_check_is_named(tmp_path: Path) -> None:

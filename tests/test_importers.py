@@ -77,12 +77,88 @@ def test_broken_json_and_binary_junk(tmp_path: Path) -> None:
 
 def test_markdown_and_text_first_line_is_title(tmp_path: Path) -> None:
     md = tmp_path / "story.md"
-    md.write_text("# Truce holds in Gaza\n\nFirst paragraph.\n\nSecond paragraph.\n")
+    md.write_text(
+        "---\nurl: https://news.example/truce\n---\n"
+        "# Truce holds in Gaza\n\nFirst paragraph.\n\nSecond paragraph.\n"
+    )
     arts, bad = items(md)
     assert not bad
     assert arts[0].title == "Truce holds in Gaza"
     assert arts[0].body == "First paragraph.\n\nSecond paragraph."
-    assert arts[0].url.startswith("https://local.invalid/")
+    assert arts[0].url == "https://news.example/truce"
+
+
+def test_front_matter_fields(tmp_path: Path) -> None:
+    txt = tmp_path / "story.txt"
+    txt.write_text(
+        "---\nurl: 'https://news.example/flour'\ntitle: Flour runs out\n"
+        "published_at: 2025-03-20T09:00:00Z\ntags: [aid, Gaza]\nlayout: post\n---\n"
+        "The agency warned that flour would run out.\n"
+    )
+    (art,), bad = items(txt)
+    assert not bad
+    assert (art.url, art.title, art.published_at, art.tags) == (
+        "https://news.example/flour",
+        "Flour runs out",
+        "2025-03-20T09:00:00+00:00",
+        ("aid", "Gaza"),
+    )
+    assert art.body == "The agency warned that flour would run out."
+
+
+def test_files_without_a_url_are_rejected_not_given_a_made_up_link(tmp_path: Path) -> None:
+    (tmp_path / "note.md").write_text("# Flour warning\n\nStocks run out within a week.\n")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Aid</title></head><body><article><h1>Aid resumes</h1>"
+        + "<p>Aid trucks crossed at Kerem Shalom on Sunday, officials said.</p>" * 5
+        + "</article></body></html>"
+    )
+    arts, bad = items(tmp_path)
+    assert arts == []
+    assert [(Path(b.path).name, b.reason.split(":")[0]) for b in bad] == [
+        ("note.md", "no url"),
+        ("page.html", "no url"),
+    ]
+
+
+def test_base_url_names_files_that_carry_no_url(tmp_path: Path) -> None:
+    (tmp_path / "2025").mkdir()
+    (tmp_path / "2025" / "flour warning.md").write_text("# Flour\n\nStocks run out.\n")
+    own = tmp_path / "own.md"
+    own.write_text("---\nurl: https://news.example/own\n---\nOwn\n\nBody.\n")
+    got = list(read_paths([tmp_path], base_url="https://news.example/archive/"))
+    assert sorted(a.url for a in got if isinstance(a, Article)) == [
+        "https://news.example/archive/2025/flour%20warning.md",
+        "https://news.example/own",
+    ]
+    alone = tmp_path / "2025" / "flour warning.md"
+    (single,) = read_paths([alone], base_url="https://news.example")
+    assert isinstance(single, Article)
+    assert single.url == "https://news.example/flour%20warning.md"  # a file alone: its name
+
+
+def test_empty_files_say_so(tmp_path: Path) -> None:
+    for name, text in [("a.jsonl", ""), ("b.jsonl", "\n  \n"), ("c.json", ""), ("d.md", " \n")]:
+        (tmp_path / name).write_text(text)
+    (tmp_path / "e.json").write_text("[]")
+    arts, bad = items(*sorted(tmp_path.iterdir()))
+    assert arts == []
+    assert [b.reason for b in bad] == ["empty file"] * 4 + ["no records (an empty list)"]
+
+
+def test_other_files_in_a_folder_are_reported_once_not_failed(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"url": "https://n.example/a", "body": "A."}))
+    for name in ("notes.docx", "photo.png", ".DS_Store"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    arts, bad = items(tmp_path)
+    assert len(arts) == 1
+    assert [(b.path, b.reason, b.skipped) for b in bad] == [
+        (str(tmp_path), "2 files of other types not read (notes.docx, photo.png)", True)
+    ]
+    (alone,) = items(tmp_path / "notes.docx")[1]
+    assert alone.reason == "unsupported file type '.docx'" and not alone.skipped
 
 
 def test_hostile_html_yields_text_only(tmp_path: Path) -> None:

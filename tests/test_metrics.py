@@ -136,7 +136,8 @@ async def test_refresh_counts_results_per_source_and_the_index_size(
     desk = tmp_path / "desk"
     desk.mkdir()
     (desk / "ferry.md").write_text(
-        "Night ferry returns\n\nThe night ferry runs again from Monday, the harbour office said.\n"
+        "---\nurl: https://n.example/ferry\n---\nNight ferry returns\n\n"
+        "The night ferry runs again from Monday, the harbour office said.\n"
     )
     services.state.sources.add("folder", str(desk), name="Desk")
     services.state.sources.add("folder", str(tmp_path / "missing"), name="Archive")

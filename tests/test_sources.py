@@ -394,13 +394,19 @@ async def test_fault_feed_body_naming_a_local_file(
 
 async def test_folder_changes_and_deletions(tmp_path: Path, fetcher: Fetcher) -> None:
     one, two = tmp_path / "one.md", tmp_path / "two.jsonl"
-    one.write_text("# Tide gauge fixed\n\nThe harbour tide gauge works again.\n")
+    one.write_text(
+        "---\nurl: https://n.example/a\n---\n# Tide gauge fixed\n\n"
+        "The harbour tide gauge works again.\n"
+    )
     two.write_text(json.dumps({"url": "https://n.example/b", "title": "B", "body": "Bee."}) + "\n")
     source = FolderSource(str(tmp_path))
     first = await source.fetch(fetcher, None)
     assert len(first.articles) == 2 and len(first.seen_urls or ()) == 2
     assert (await source.fetch(fetcher, first.cursor)).articles == []
-    one.write_text("# Tide gauge fixed\n\nThe harbour tide gauge works again, engineers say.\n")
+    one.write_text(
+        "---\nurl: https://n.example/a\n---\n# Tide gauge fixed\n\n"
+        "The harbour tide gauge works again, engineers say.\n"
+    )
     os.utime(one, ns=(1, 1))
     two.unlink()
     second = await source.fetch(fetcher, first.cursor)

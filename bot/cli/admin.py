@@ -11,6 +11,7 @@ import click
 
 from bot.cli.common import open_index, progress_bar, with_services
 from bot.config import Config
+from bot.types import plural
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -50,13 +51,25 @@ def sources_list(config: Config) -> None:
     from bot.state import StateDB
 
     state = StateDB(config.state_url)
-    for r in state.sources.records():
+    records = state.sources.records()
+    state.close()
+    for r in records:
         if r.failing:
             health = f"FAILING x{r.consecutive_failures}: {r.last_error}"
         else:
             health = f"ok {r.last_success_at:%Y-%m-%d %H:%M}" if r.last_success_at else "new"
-        click.echo(f"#{r.id}\t{r.kind}\t{r.articles} articles\t{health}\t{r.url}")
-    state.close()
+        click.echo(f"#{r.id}\t{r.kind}\t{plural(r.articles, 'article')}\t{health}\t{r.url}")
+    # [[sources]] of the config are registered when the bot starts or a refresh runs.
+    registered = {r.url for r in records}
+    pending = [s for s in config.sources if s.url not in registered]
+    for s in pending:
+        click.echo(
+            f"-\t{s.kind}\tfrom the config, registered at the next start or refresh\t{s.url}"
+        )
+    if not records and not pending:
+        click.echo(
+            "no sources: add one with `coverbot sources add URL` or [[sources]] in the config"
+        )
 
 
 @sources.command("remove")
@@ -65,13 +78,15 @@ def sources_list(config: Config) -> None:
 @click.pass_obj
 def sources_remove(config: Config, source_id: int, purge: bool) -> None:
     """Forget a source (its articles stay unless --purge)."""
-    from bot.sources.operations import AdminError, remove_source
+    from bot.sources.operations import AdminError, NoSuchSource, remove_source
 
     try:
         record, purged = with_services(config, lambda s: remove_source(s, source_id, purge=purge))
+    except NoSuchSource as exc:
+        raise click.ClickException(f"{exc} `coverbot sources list` lists them.") from exc
     except AdminError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"removed source #{record.id} {record.url}; {purged} articles purged")
+    click.echo(f"removed source #{record.id} {record.url}; {plural(purged, 'article')} purged")
 
 
 @click.command()
@@ -85,7 +100,9 @@ def refresh(config: Config, source_ids: tuple[int, ...]) -> None:
     report = with_services(config, lambda s: run_refresh(s, list(source_ids) or None))
     for item in report.sources:
         click.echo(f"#{item.source_id} {item.label}: {summary_line(item)}")
-    click.echo(f"{len(report.sources)} sources in {report.seconds:.1f}s")
+        for reason in item.rejected:  # at INFO in the log, which commands keep quiet
+            click.echo(f"  skipped {reason}", err=True)
+    click.echo(f"{plural(len(report.sources), 'source')} refreshed in {report.seconds:.1f}s")
     if any(item.error for item in report.sources):
         sys.exit(1)
 

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from bot.config import Config
-from index import Article, CoverageIndex, EncoderMismatch, ImportReport, read_paths
+from index import (
+    Article,
+    CoverageIndex,
+    EncoderMismatch,
+    ImportReport,
+    Rejected,
+    read_paths,
+    serving_generation,
+)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -41,8 +49,27 @@ def sample_path() -> Path:
 
 
 def open_index(config: Config) -> CoverageIndex:
-    """The coverage index for a configuration."""
+    """The coverage index for a configuration (created on first use, for commands that
+    write it)."""
     return CoverageIndex(config.data_dir, config.index_settings())
+
+
+def open_serving_index(config: Config, *, with_articles: bool = False) -> CoverageIndex:
+    """The index for commands that only read it. Refuses, creating nothing, when the data
+    dir holds none (a mistyped --data-dir would otherwise answer from a new, empty index)
+    and, with ``with_articles``, when it holds no article."""
+    if serving_generation(config.data_dir) is None:
+        raise click.ClickException(
+            f"no index in {config.data_dir}: import articles first (coverbot import FILE), "
+            "or check --data-dir / COVERBOT_DATA_DIR"
+        )
+    index = open_index(config)
+    if with_articles and index.stats(with_vectors=False).articles == 0:
+        raise click.ClickException(
+            f"the index in {config.data_dir} holds no articles: import some first "
+            "(coverbot import FILE)"
+        )
+    return index
 
 
 def progress_bar(desc: str) -> tuple[tqdm[None], Progress]:
@@ -60,17 +87,23 @@ def progress_bar(desc: str) -> tuple[tqdm[None], Progress]:
 
 
 def run_import(
-    config: Config, paths: list[Path], show: bool = True, index: CoverageIndex | None = None
+    config: Config,
+    paths: list[Path],
+    show: bool = True,
+    index: CoverageIndex | None = None,
+    base_url: str | None = None,
 ) -> ImportReport:
     """Import files into the index (opened from the config unless given), printing rejected
-    records; returns the report."""
+    records and the files of other types in folders; returns the report."""
     index = index or open_index(config)
     rejected: list[str] = []
 
     def articles() -> Iterator[Article]:
-        for item in read_paths(paths):
+        for item in read_paths(paths, base_url=base_url):
             if isinstance(item, Article):
                 yield item
+            elif isinstance(item, Rejected) and item.skipped:
+                click.echo(f"note: {item}", err=True)
             else:
                 rejected.append(str(item))
                 click.echo(f"skipped {item}", err=True)

@@ -13,10 +13,26 @@ import click
 
 from bot.cli import eval_plot
 from bot.cli.admin import digests, refresh, reindex, sources
-from bot.cli.common import open_index, run_import, sample_path, setup_logging
+from bot.cli.common import (
+    open_index,
+    open_serving_index,
+    run_import,
+    sample_path,
+    setup_logging,
+)
+from bot.cli.errors import CoverbotGroup
 from bot.config import Config, ConfigError, load_config
 from bot.ops.health import health
-from index import Answer, evaluate, gold_of, load_questions, score
+from index import (
+    Answer,
+    CoverageIndex,
+    Question,
+    check_question,
+    evaluate,
+    gold_of,
+    load_questions,
+    score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +42,12 @@ EXAMPLE_QUESTIONS = (
     "what did unrwa warn about flour",
     "Who won the Champions League final?",
 )
+# Commands that run for long and whose INFO lines (refreshes, digests) an operator wants;
+# the others log warnings only, unless [logging] level says otherwise.
+_LONG_RUNNING = frozenset({"run"})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CoverbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -50,18 +69,26 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
         config = load_config(config_path, data_dir)
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from exc
-    setup_logging("DEBUG" if verbose else config.logging.level)
+    default = "INFO" if ctx.invoked_subcommand in _LONG_RUNNING else "WARNING"
+    setup_logging("DEBUG" if verbose else config.logging.level or default)
     ctx.obj = config
 
 
 @cli.command("import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--base-url",
+    default=None,
+    metavar="URL",
+    help="The site the files mirror: a file that names no url gets URL + its path.",
+)
 @click.pass_obj
-def import_cmd(config: Config, paths: tuple[Path, ...]) -> None:
-    """Import articles from .json, .jsonl, .html, .md and .txt files or folders."""
-    report = run_import(config, list(paths))
+def import_cmd(config: Config, paths: tuple[Path, ...], base_url: str | None) -> None:
+    """Import articles from .json, .jsonl, .html, .md and .txt files or folders; exits 1
+    if any record failed (the others are imported)."""
+    report = run_import(config, list(paths), base_url=base_url)
     click.echo(report.summary())
-    if report.failed and not (report.added or report.updated or report.unchanged):
+    if report.failed:
         sys.exit(1)
 
 
@@ -105,18 +132,25 @@ def ask(config: Config, question: str | None, as_json: bool, questions: str | No
     """Answer a question from the coverage."""
     if (question is None) == (questions is None):
         raise click.UsageError("give either a QUESTION or --questions FILE")
-    index = open_index(config)
     if questions is not None:
-        records = [r for _, r in _read_questions(questions)]
+        records = list(_read_questions(questions))
+        index = open_serving_index(config, with_articles=True)
         for start in range(0, len(records), 256):
-            batch = records[start : start + 256]
-            for record, answer in zip(
-                batch, index.ask_many([r["question"] for r in batch]), strict=True
-            ):
-                out = {"id": record.get("id"), **answer.to_dict()}
+            for out in _answer_batch(index, records[start : start + 256]):
                 click.echo(json.dumps(out, ensure_ascii=False))
         return
     assert question is not None
+    problem = check_question(question)
+    if problem is not None and problem.kind == "empty":
+        raise click.UsageError(problem.message())
+    index = open_serving_index(config, with_articles=True)
+    if problem is not None:  # not in English: say so, without searching
+        if as_json:
+            click.echo(json.dumps(Answer(question, False).to_dict(), ensure_ascii=False))
+            click.echo(problem.message(), err=True)
+        else:
+            click.echo(problem.message())
+        return
     answer = index.ask(question)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
@@ -124,21 +158,45 @@ def ask(config: Config, question: str | None, as_json: bool, questions: str | No
         _print_answer(answer)
 
 
+def _answer_batch(
+    index: CoverageIndex, records: list[tuple[int, dict[str, Any]]]
+) -> Iterator[dict[str, Any]]:
+    """JSON answers for question lines, in order; a line that cannot be asked (empty, not
+    in English) is declined without searching, and why goes to stderr."""
+    askable = []
+    for lineno, record in records:
+        problem = check_question(record["question"])
+        if problem is None:
+            askable.append(record["question"])
+        else:
+            click.echo(f"line {lineno}: {problem.message()}", err=True)
+    answers = iter(index.ask_many(askable))
+    for _, record in records:
+        question = record["question"]
+        answer = next(answers) if check_question(question) is None else Answer(question, False)
+        yield {"id": record.get("id"), **answer.to_dict()}
+
+
+# `stats` counts the distinct `source` fields of articles; the registered sources the bot
+# refreshes are another thing (`coverbot sources list`), so the line says which it is.
+_STATS_LABELS = {"sources": "source names in articles"}
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def stats(config: Config, as_json: bool) -> None:
-    """Articles, passages, sources, last import, data dir and model."""
+    """Articles, passages, source names in articles, last import, data dir and model."""
     from dataclasses import asdict
 
-    index = open_index(config)
+    index = open_serving_index(config)
     data = asdict(index.stats(with_vectors=False))
     data.pop("vectors")
     if as_json:
         click.echo(json.dumps(data))
     else:
         for key, value in data.items():
-            click.echo(f"{key.replace('_', ' ')}: {value}")
+            click.echo(f"{_STATS_LABELS.get(key, key.replace('_', ' '))}: {value}")
 
 
 @cli.command()
@@ -160,19 +218,11 @@ def demo(config: Config) -> None:
 @click.pass_obj
 def run(config: Config) -> None:
     """Run the Telegram bot (long polling, or a webhook per config) until Ctrl-C or SIGTERM."""
-    # Lazily, here and in `chat`: the other commands never load PTB.
-    from telegram.error import InvalidToken, NetworkError
-
+    # Lazily, here and in `chat`: the other commands never load PTB. A refused token or an
+    # unreachable Bot API ends in one line (bot/cli/errors.py).
     from bot.telegram.app import run_bot
 
-    try:
-        run_bot(config)
-    except ConfigError as exc:
-        raise click.ClickException(f"config: {exc}") from exc
-    except InvalidToken as exc:
-        raise click.ClickException(f"Telegram refused the bot token: {exc}") from exc
-    except NetworkError as exc:
-        raise click.ClickException(f"cannot reach the Bot API: {exc}") from exc
+    run_bot(config)
 
 
 @cli.command()
@@ -233,9 +283,10 @@ def eval_cmd(
             eval_plot.ensure_available()
         except eval_plot.PlotUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
-    index = open_index(config)
+    index = open_serving_index(config)
     questions = load_questions(questions_path)
     gold = gold_of(index)
+    _check_gold(gold.missing(questions), questions, config)
     runs = evaluate(index, questions, baselines=baselines, calibrate=calibrate)
     keep = [i for i, q in enumerate(questions) if split == "all" or (q.split or "test") == split]
     table = {}
@@ -260,17 +311,28 @@ def eval_cmd(
         click.echo(f"{name:10}" + "".join(f"{row[c]!s:>18}" for c in columns))
 
 
+def _check_gold(missing: list[Question], questions: list[Question], config: Config) -> None:
+    """Refuse to score an index holding none of the questions' articles (a table of zeros
+    says nothing); warn when it holds only some."""
+    answerable = sum(q.url is not None for q in questions)
+    if not missing:
+        return
+    if len(missing) == answerable:
+        raise click.ClickException(
+            f"the index in {config.data_dir} holds no article that these {answerable} "
+            "answerable questions are about: import the corpus they were written for first"
+        )
+    click.echo(
+        f"warning: {len(missing)} of {answerable} questions are about articles the index "
+        "does not hold; they count as misses",
+        err=True,
+    )
+
+
 for command in (sources, refresh, reindex, digests, health):
     cli.add_command(command)
 
 
 def main() -> None:
-    """Console-script entry point; storage failures end in one line with the fix."""
-    from bot.state import StateDamaged
-    from index import IndexPointerError, RebuildInProgress, StorageError
-
-    try:
-        cli(prog_name="coverbot")
-    except (StorageError, IndexPointerError, RebuildInProgress, StateDamaged) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    """Console-script entry point."""
+    cli(prog_name="coverbot")

@@ -128,16 +128,19 @@ def followed_message(topic: Topic, added: bool, schedule: Schedule, now: datetim
     return join(lines).html
 
 
-def follow_usage_message() -> str:
+def _try_following(example: str | None) -> str:
+    """A nudge to follow a topic; `example` is a name from the coverage's headlines."""
+    if example is None:
+        return "Follow a name, a place or a phrase with /follow and the topic."
+    return f"Try /follow {example}."
+
+
+def follow_usage_message(example: str | None) -> str:
     """/follow without a topic."""
-    return join(
-        [
-            text("Tell me what to follow, for example:"),
-            text("/follow Witkoff"),
-            text("/follow ceasefire talks"),
-            text("/follow aid convoys"),
-        ]
-    ).html
+    lines = [text("Tell me what to follow: a name, a place or a phrase.")]
+    if example is not None:
+        lines.append(text(f"For example: /follow {example}"))
+    return join(lines).html
 
 
 def topic_problem_message(problem: str) -> str:
@@ -152,10 +155,12 @@ def unfollowed_message(topic: Topic | None, asked: str) -> str:
     return join([text("Stopped following ") + tag("b", text(topic.text)) + text(".")]).html
 
 
-def following_message(topics: Sequence[Topic], schedule: Schedule | None, now: datetime) -> str:
+def following_message(
+    topics: Sequence[Topic], schedule: Schedule | None, now: datetime, example: str | None
+) -> str:
     """/following: the list (the keyboard has a remove button per topic)."""
     if not topics:
-        return text("You follow no topics yet. Try /follow Witkoff.").html
+        return text(f"You follow no topics yet. {_try_following(example)}").html
     lines = [tag("b", text("You follow:"))]
     lines += [text(f"• {t.text}") for t in topics]
     if schedule is not None:
@@ -244,10 +249,10 @@ def nothing_new_message(since: datetime, timezone_name: str) -> str:
     ).html
 
 
-def no_topics_message() -> str:
+def no_topics_message(example: str | None) -> str:
     """/digest now without topics."""
     return text(
-        "You follow no topics yet, so there is nothing to preview. Try /follow Witkoff."
+        f"You follow no topics yet, so there is nothing to preview. {_try_following(example)}"
     ).html
 
 

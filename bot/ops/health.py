@@ -19,7 +19,7 @@ import click
 import sqlalchemy as sa
 
 from bot.config import Config, RefreshSection
-from bot.types import SourceRecord
+from bot.types import SourceRecord, plural
 
 # A healthy source last attempted at t is overdue from t + 3 refresh intervals: the job
 # missed two runs. A source resting after failures gets the same slack after its back-off.
@@ -51,11 +51,19 @@ def check_state(config: Config) -> tuple[Check, list[SourceRecord] | None]:
     from bot.sources.registry import SourceRegistry
     from bot.state import MIGRATIONS, schema_version
 
-    url = sa.make_url(config.state_url)
+    try:
+        url = sa.make_url(config.state_url)
+    except sa.exc.ArgumentError as exc:
+        return Check("state", False, f"not a database URL: {_reason(exc)}"), None
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         return Check("state", False, f"no database at {shown} (the bot creates it at start)"), None
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except sa.exc.NoSuchModuleError:
+        return Check("state", False, f"{shown}: unknown database kind {url.drivername!r}"), None
+    except ImportError as exc:
+        return Check("state", False, f"{shown}: its driver is not installed ({exc})"), None
     try:
         with engine.connect() as conn:
             version = conn.execute(sa.select(schema_version.c.version)).scalar_one_or_none()
@@ -93,7 +101,8 @@ def check_index(config: Config) -> Check:
         return Check("index", True, f"{generation} ({where}): being written by an import")
     except Exception as exc:  # whatever breaks the store is the finding
         return Check("index", False, f"{generation} ({where}): {_reason(exc)}")
-    detail = f"{stats.articles} articles, {stats.vectors} vectors in {generation} ({where})"
+    counts = f"{plural(stats.articles, 'article')}, {plural(stats.vectors or 0, 'vector')}"
+    detail = f"{counts} in {generation} ({where})"
     return Check("index", True, detail)
 
 
@@ -137,18 +146,19 @@ def check_refresh(
     """Every enabled source was attempted recently enough (nothing to check without any)."""
     enabled = [r for r in records if r.enabled]
     if not enabled:
-        return Check("refresh", True, "no sources configured")
+        return Check("refresh", True, "no sources registered")
     late = [(r, lateness) for r in enabled if (lateness := overdue(r, settings, now, stale_after))]
     if late:
         record, lateness = max(late, key=lambda pair: pair[1])
         minutes = int(lateness.total_seconds() // 60)
         detail = (
-            f"{len(late)} of {len(enabled)} sources overdue; {record.label} by {minutes} min "
+            f"{len(late)} of {plural(len(enabled), 'source')} overdue; {record.label} by "
+            f"{minutes} min "
             f"(last attempt {_when(record.last_refresh_at)})"
         )
         return Check("refresh", False, detail)
     newest = max((r.last_refresh_at for r in enabled if r.last_refresh_at), default=None)
-    return Check("refresh", True, f"{len(enabled)} sources, last refresh {_when(newest)}")
+    return Check("refresh", True, f"{plural(len(enabled), 'source')}, last refresh {_when(newest)}")
 
 
 def _when(moment: datetime | None) -> str:

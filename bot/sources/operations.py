@@ -36,6 +36,17 @@ class AdminError(Exception):
     """An admin request that cannot be carried out; the message says why, for people."""
 
 
+class NoSuchSource(AdminError):
+    """No registered source has that id (each adapter says where the list is)."""
+
+
+# What can change a refusal of `check_public_url`, by the start of its reason.
+_REFUSAL_HINTS = {
+    "private address": "allowed only with [refresh] allow_private_addresses = true",
+    "cannot resolve": "check the address, and that this machine can resolve names",
+}
+
+
 def is_web_url(url: str) -> bool:
     """An http(s) URL, as opposed to a local folder."""
     return url.lower().startswith(("http://", "https://"))
@@ -58,8 +69,8 @@ async def add_source(
         try:
             await check_public_url(url, services.config.fetch.allow_private)
         except FetchError as exc:
-            hint = " (allowed only with [refresh] allow_private_addresses = true)"
-            raise AdminError(f"Refused {url}: {exc.reason}{hint}.") from exc
+            hint = next((h for k, h in _REFUSAL_HINTS.items() if exc.reason.startswith(k)), "")
+            raise AdminError(f"Refused {url}: {exc.reason}{f' ({hint})' if hint else ''}.") from exc
     try:
         async with Fetcher(services.config.fetch) as fetcher:
             source = make_source(kind, url) if kind else await detect_source(fetcher, url)
@@ -83,7 +94,7 @@ async def remove_source(
     """Forget a source; with `purge`, also remove the articles no other source holds."""
     removed = await asyncio.to_thread(services.state.sources.remove, source_id)
     if removed is None:
-        raise AdminError(f"There is no source #{source_id}; /sources lists them.")
+        raise NoSuchSource(f"There is no source #{source_id}.")
     record, only_here = removed
     purged = 0
     if purge and only_here:

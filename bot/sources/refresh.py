@@ -172,11 +172,16 @@ async def refresh_source(
     return report
 
 
+_REJECTIONS_KEPT = 5
+
+
 def _count(report: SourceReport, imported: ImportReport, batch: SourceBatch) -> None:
     report.added, report.updated = imported.added, imported.updated
     report.unchanged = imported.unchanged
     report.failed = imported.failed + len(batch.rejected)
     report.notes = list(batch.notes)
+    reasons = [f"{where}: {why}" for where, why in batch.rejected] + imported.errors
+    report.rejected = reasons[:_REJECTIONS_KEPT]
 
 
 async def _save_failure(

@@ -19,7 +19,7 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.digests import render as render_digest
 from bot.services import BotContext
 from bot.sources import operations
-from bot.sources.operations import AdminError
+from bot.sources.operations import AdminError, NoSuchSource
 from bot.sources.refresh import refresh
 from bot.telegram import render_admin
 from bot.telegram.handlers import reply_target
@@ -98,6 +98,9 @@ async def on_removesource(update: Update, context: BotContext) -> None:
         record, purged = await operations.remove_source(
             context.services, int(args[0].lstrip("#")), purge=args[1:] == ["purge"]
         )
+    except NoSuchSource as exc:
+        await _reply(context, message, [render_admin.error_message(f"{exc} /sources lists them.")])
+        return
     except AdminError as exc:
         await _reply(context, message, [render_admin.error_message(str(exc))])
         return

@@ -23,7 +23,7 @@ from bot.batcher import ReaderBusy
 from bot.services import BotContext
 from bot.telegram import callbacks, render
 from bot.telegram.replies import drop_more_button, send_parts
-from index import Answer
+from index import Answer, check_question
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def question_problem(question: str) -> str | None:
         return render.question_too_long_message(MAX_QUESTION_CHARS)
     if not _WORDS.search(question):
         return render.not_a_question_message()
+    problem = check_question(question)
+    if problem is not None and problem.script is not None:
+        return render.language_message(problem.script)
     return None
 
 
@@ -146,13 +149,17 @@ async def ask(context: BotContext, message: Message, question: str) -> None:
 async def on_help(update: Update, context: BotContext) -> None:
     """/start and /help: what the bot covers, how to ask, example questions as buttons."""
     assert update.effective_message is not None
-    index = context.services.index
-    stats = await context.services.batcher.call(index.stats, False)
-    newest = await context.services.batcher.call(index.latest, 1)
+    services = context.services
+    stats = await services.batcher.call(services.index.stats, False)
+    newest = await services.batcher.call(services.index.latest, 1)
+    examples = await services.batcher.call(services.coverage_examples)
     text = render.help_message(
-        bot_username(context), stats.articles, newest[0].published_at if newest else None
+        bot_username(context),
+        stats.articles,
+        newest[0].published_at if newest else None,
+        has_examples=bool(examples.questions),
     )
-    keyboard = render.examples_keyboard(context.services.config.telegram.example_questions)
+    keyboard = render.examples_keyboard(examples.questions)
     await send_parts(context, update.effective_message.chat_id, [text], keyboard)
 
 
@@ -249,7 +256,8 @@ async def on_example(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None
     press = callbacks.parse_press(query.data)
-    examples = context.services.config.telegram.example_questions
+    services = context.services
+    examples = (await services.batcher.call(services.coverage_examples)).questions
     if (
         not isinstance(press, callbacks.ExamplePress)
         or press.index >= len(examples)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.telegram import callbacks
+from bot.types import plural
 from index import Answer, Article, Excerpt, strip_controls
 
 MAX_UNITS = 4096
@@ -200,12 +201,20 @@ def question_too_long_message(limit: int) -> str:
 
 def not_a_question_message() -> str:
     """The reader sent something without words: emoji, symbols, a sticker, a photo."""
-    return "Send me a question in words, for example: <i>What did Witkoff urge?</i> See /help."
+    return "Send me a question in words. See /help for examples."
+
+
+def language_message(script: str) -> str:
+    """A question in another script than English's: the model understands English only."""
+    return (
+        f"Questions must be in English for now (this one is written in {html.escape(script)} "
+        "script). I cannot search our coverage in other languages yet."
+    )
 
 
 def ask_usage_message() -> str:
     """/ask without a question."""
-    return "Put the question after the command: <code>/ask What did Witkoff urge?</code>"
+    return "Put the question after the command: <code>/ask your question</code>"
 
 
 def unknown_command_message() -> str:
@@ -260,10 +269,12 @@ def examples_keyboard(questions: Sequence[str]) -> Keyboard:
 # -- other messages ------------------------------------------------------------------------
 
 
-def help_message(bot_username: str, articles: int, newest: str | None) -> str:
+def help_message(
+    bot_username: str, articles: int, newest: str | None, *, has_examples: bool = True
+) -> str:
     """/start and /help: what the bot covers and how to ask."""
     mention = f"@{bot_username}" if bot_username else "me"
-    coverage = f"{articles} articles so far"
+    coverage = f"{plural(articles, 'article')} so far"
     newest_date = format_date(newest)
     if newest_date:
         coverage += f", the newest from {newest_date}"
@@ -284,7 +295,7 @@ def help_message(bot_username: str, articles: int, newest: str | None) -> str:
             "about it come in a digest; /digest sets when."
         ),
         text(""),
-        text(f"{coverage}. Try one of these:"),
+        text(f"{coverage}. Try one of these:" if has_examples else f"{coverage}."),
     ]
     return join(lines).html
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.telegram.render import Block, join, link, pack, shorten, tag, text
-from bot.types import AdminStats, RefreshReport, SourceRecord, SourceReport
+from bot.types import AdminStats, RefreshReport, SourceRecord, SourceReport, plural
 from index import WEB_SOURCE_KINDS, ImportReport
 
 ADMIN_USAGE = {
@@ -67,7 +67,9 @@ def sources_parts(records: Sequence[SourceRecord], now: datetime) -> list[str]:
         name = link(r.url, text(shorten(r.label, 120)))
         head = tag("b", text(f"#{r.id} {r.kind}")) + text(" ") + name
         state = "" if r.enabled else " (disabled)"
-        blocks.append(join([head, text(f"{r.articles} articles{state}"), _health(r, now)]))
+        blocks.append(
+            join([head, text(f"{plural(r.articles, 'article')}{state}"), _health(r, now)])
+        )
     return pack(blocks)
 
 
@@ -82,7 +84,9 @@ def source_removed_message(record: SourceRecord, purged: int) -> str:
     """After /removesource."""
     lines = [text(f"Removed source #{record.id} ({shorten(record.label, 200)}).")]
     if purged:
-        lines.append(text(f"{purged} articles only it held were removed from the index."))
+        held = "The article" if purged == 1 else f"{purged} articles"
+        were = "was" if purged == 1 else "were"
+        lines.append(text(f"{held} only it held {were} removed from the index."))
     else:
         lines.append(text("Its articles stay in the index (add “purge” to remove them)."))
     if record.added_by is None:
@@ -117,7 +121,9 @@ def refresh_report_parts(report: RefreshReport) -> list[str]:
         return [busy_message()]
     if not report.sources:
         return ["There are no sources to refresh."]
-    head = tag("b", text(f"Refreshed {len(report.sources)} sources in {report.seconds:.1f}s"))
+    head = tag(
+        "b", text(f"Refreshed {plural(len(report.sources), 'source')} in {report.seconds:.1f}s")
+    )
     blocks = [head, *(_source_line(s) for s in report.sources)]
     changes = _health_changes(report)
     return pack([*blocks, join(changes)] if changes else blocks)
@@ -197,6 +203,7 @@ def reindex_progress_message(done: int, total: int) -> str:
 def reindex_done_message(report: ImportReport, seconds: float, generation: str) -> str:
     """/reindex has switched over."""
     return text(
-        f"Rebuilt the index in {seconds:.0f}s: {report.added} articles, "
-        f"{report.passages_embedded} passages, {report.failed} failed. Now serving {generation}."
+        f"Rebuilt the index in {seconds:.0f}s: {plural(report.added, 'article')}, "
+        f"{plural(report.passages_embedded, 'passage')}, {report.failed} failed. "
+        f"Now serving {generation}."
     ).html

@@ -24,6 +24,7 @@ from bot.services import BotContext
 from bot.telegram import callbacks, render
 from bot.telegram.jobs import ensure_digest_job, job_queue_of
 from bot.telegram.replies import markup, send_parts
+from bot.types import Topic
 from index import normalize_topic
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,21 @@ async def _argument(
         return None
 
 
+async def _example_topic(context: BotContext) -> str | None:
+    """A topic to suggest: a name the coverage's newest headlines mention most."""
+    services = context.services
+    return (await services.batcher.call(services.coverage_examples)).topic
+
+
+async def _following_text(
+    context: BotContext, topics: list[Topic], reader: Subscriber | None
+) -> str:
+    """/following's text; without topics it suggests one from the coverage."""
+    example = None if topics else await _example_topic(context)
+    schedule = reader.schedule if reader else None
+    return render_digest.following_message(topics, schedule, _now(), example)
+
+
 # -- commands ------------------------------------------------------------------------------
 
 
@@ -106,7 +122,7 @@ async def on_follow(update: Update, context: BotContext) -> None:
         context,
         chat.id,
         normalize_topic,
-        render_digest.follow_usage_message(),
+        render_digest.follow_usage_message(await _example_topic(context)),
         render_digest.topic_problem_message,
     )
     if text is None:
@@ -148,7 +164,7 @@ async def on_following(update: Update, context: BotContext) -> None:
     assert chat is not None
     reader = await _reader(context, chat.id)
     topics = list(reader.topics) if reader and reader.active else []
-    text = render_digest.following_message(topics, reader.schedule if reader else None, _now())
+    text = await _following_text(context, topics, reader)
     keyboard = render_digest.following_keyboard(topics)
     await send_parts(context, chat.id, [text], keyboard)
 
@@ -211,7 +227,8 @@ async def send_preview(context: BotContext, chat_id: int) -> None:
     """/digest now: what the next digest holds, without logging it as delivered."""
     parts = await preview(context.services, chat_id)
     if parts is None:
-        await send_parts(context, chat_id, [render_digest.no_topics_message()])
+        example = await _example_topic(context)
+        await send_parts(context, chat_id, [render_digest.no_topics_message(example)])
         return
     articles = sum(len(p.ids) for p in parts)
     if not articles:
@@ -242,7 +259,7 @@ async def on_unfollow_button(update: Update, context: BotContext) -> None:
     await query.answer(f"Stopped following {removed.text}" if removed else "Already removed")
     reader = await _reader(context, chat.id)
     topics = list(reader.topics) if reader else []
-    text = render_digest.following_message(topics, reader.schedule if reader else None, _now())
+    text = await _following_text(context, topics, reader)
     await query.edit_message_text(
         text,
         parse_mode=ParseMode.HTML,
