@@ -101,7 +101,7 @@ class AskBatcher:
         if self._arrived is None or self._task is None:
             raise RuntimeError("AskBatcher.start() was not called")
         key = reader if reader is not None else object()  # no reader: a turn of its own
-        if reader is not None:
+        if reader is not None and self.limiter.per_second > 0:  # 0 a minute: no limits
             if self._queue.waiting(key) >= self.max_waiting:
                 raise ReaderBusy(self.window + 1.0, notify=self.limiter.refused(key))
             self.limiter.take(key)

@@ -103,7 +103,7 @@ def serving_generation(data_dir: Path) -> str | None:
     """
     try:
         raw = (data_dir / _CURRENT).read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no data dir yet (or a file in its way)
         return None
     name = raw.decode("utf-8", "replace").strip()
     if not _NAME.match(name):
