@@ -201,10 +201,15 @@ class ServedGeneration:
                 if alone:
                     with self._marked_writing():
                         yield
-                    return
-            source = self._write_copy()
-            with self._marked_writing(copy_of=source):
-                yield
+            if not alone:
+                source = self._write_copy()
+                with self._marked_writing(copy_of=source):
+                    yield
+            # Generations left by earlier switches, once their readers have let go (a bot
+            # follows at its next question), go now rather than at the bot's next start;
+            # not while this writes one that does not serve yet (a rebuild's).
+            if layout.serving_generation(self.data_dir) == self.generation:
+                layout.cleanup(self.data_dir)
 
     @contextlib.contextmanager
     def _marked_writing(self, copy_of: str | None = None) -> Iterator[None]:
