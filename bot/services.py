@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,56 @@ class ReportLimiter:
             return None
         self._last, held_back, self._held_back = now, self._held_back, 0
         return held_back
+
+
+class MemberStatuses:
+    """Group members' statuses from getChatMember, kept ``ttl`` seconds, at most ``size``.
+
+    A busy group asks about the same few people again and again; one lookup per member and
+    few minutes is enough, and lookups already under way are shared, not repeated.
+    """
+
+    def __init__(
+        self, ttl: float = 300.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``ttl`` in seconds; the least recently used entry goes first when full."""
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._known: OrderedDict[tuple[int, int], tuple[float, str]] = OrderedDict()
+        self._pending: dict[tuple[int, int], asyncio.Future[str]] = {}
+
+    async def status(self, chat_id: int, user_id: int, lookup: Callable[[], Awaitable[str]]) -> str:
+        """The member's status: cached, or from ``lookup()`` (whose errors are not kept)."""
+        key = (chat_id, user_id)
+        found = self._known.get(key)
+        if found is not None and self.clock() < found[0]:
+            self._known.move_to_end(key)
+            return found[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            status = await lookup()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            del self._pending[key]
+        future.set_result(status)
+        self.remember(chat_id, user_id, status)
+        return status
+
+    def remember(self, chat_id: int, user_id: int, status: str) -> None:
+        """Keep a status learnt otherwise (a ``chat_member`` update)."""
+        self._known[(chat_id, user_id)] = (self.clock() + self.ttl, status)
+        self._known.move_to_end((chat_id, user_id))
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
 
 
 class FinishedUpdates:
@@ -110,6 +160,8 @@ class Services:
     metrics: BotMetrics = field(default_factory=BotMetrics)
     # Held by a refresh and by a rebuild: one writer of the index at a time.
     index_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Group members' statuses, for who may change a group's topics and digests.
+    members: MemberStatuses = field(default_factory=MemberStatuses)
     # Held by a digest run: runs never overlap.
     digest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pacer: SendPacer = field(init=False)

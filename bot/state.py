@@ -126,17 +126,21 @@ def _now() -> datetime:
 class StateDB:
     """The state database behind one SQLAlchemy URL (SQLite by default)."""
 
-    def __init__(self, url: str) -> None:
-        """Check a SQLite file before use, connect and bring the schema up to date."""
+    def __init__(self, url: str, *, max_topics: int = 20) -> None:
+        """Check a SQLite file before use, connect and bring the schema up to date;
+        ``max_topics`` per chat."""
         if url.startswith("sqlite:///"):
             check_sqlite_file(Path(url.removeprefix("sqlite:///")))
         self.url = url
-        self.engine: Engine = sa.create_engine(url)
+        # A failed statement's parameters (readers' questions, chat ids) stay out of error
+        # messages, hence out of the log and the admins' reports, unless logging at DEBUG.
+        hide = not log.isEnabledFor(logging.DEBUG)
+        self.engine: Engine = sa.create_engine(url, hide_parameters=hide)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.version = self.migrate()
         self.sources = SourceRegistry(self.engine)
-        self.subscribers = SubscriberStore(self.engine)
+        self.subscribers = SubscriberStore(self.engine, max_topics)
 
     def migrate(self) -> int:
         """Apply pending migrations, each with its version bump in one transaction."""

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import pytest
 from telegram.ext import BaseRateLimiter
 
-from bot.config import Config, IndexSection, MetricsSection, RefreshSection, TelegramSection
+from bot.config import (
+    Config,
+    DigestsSection,
+    IndexSection,
+    MetricsSection,
+    RefreshSection,
+    TelegramSection,
+)
 from bot.sandbox import BotApiSandbox
 from bot.services import BotApplication, BotContext, Services
 from bot.telegram.app import build_application, open_services, serve
@@ -92,6 +99,7 @@ def start_bot(
     rate_limiter: BaseRateLimiter[int] | None = None,
     refresh: RefreshSection | None = None,
     metrics: MetricsSection | None = None,
+    digests: DigestsSection | None = None,
     **telegram: Any,
 ) -> InProcessBot:
     """Start a sandbox and the bot over ``index`` on ``loop``; wait until it polls."""
@@ -105,6 +113,7 @@ def start_bot(
         telegram=settings,
         refresh=refresh or RefreshSection(),
         metrics=metrics or MetricsSection(),
+        digests=digests or DigestsSection(),
     )
     services = open_services(config, index=index)
     app = build_application(services, rate_limiter=rate_limiter)

@@ -38,6 +38,16 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
+@pytest.fixture(autouse=True)
+def _umask() -> Iterator[None]:
+    """A `coverbot` command run in-process makes the process's new files private (umask
+    077); the next test starts with the umask the run started with."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield
+    os.umask(saved)
+
+
 def pytest_report_header() -> str:
     return backends.describe()
 

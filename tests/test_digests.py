@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import DigestsSection
 from bot.digests import render as render_digest
 from bot.digests.cadence import Schedule
 from bot.digests.sending import run_digests
@@ -234,10 +235,39 @@ def test_daily_reader_waits_for_the_hour_and_quiet_days_send_nothing(bot: InProc
     assert quiet.readers == 1 and quiet.planned == 0 and bot.sandbox.sent_count(chat.id) == before
 
 
+def test_max_topics_holds_when_a_new_chat_follows_a_hundred_topics_at_once(
+    loop: LoopThread, tmp_path: Path, sample_index: CoverageIndex
+) -> None:
+    """100 /follow at once in a chat the bot has never seen: exactly [digests] max_topics
+    are kept, the others are told the limit; nobody gets "Sorry, something went wrong"."""
+    running = start_bot(loop, sample_index, tmp_path, digests=DigestsSection(max_topics=5))
+    try:
+        sandbox = running.sandbox
+        reader = sandbox.user("Hasty")
+        chat = sandbox.chat(reader)
+
+        async def burst() -> None:
+            updates = [
+                await sandbox.inject_message(chat, reader, f"/follow topic {i}") for i in range(100)
+            ]
+            await running.wait_done(updates, timeout=60)
+
+        running.run(burst(), timeout=90)
+        replies = [m["text"] for m in sandbox.sent(chat.id)]
+        assert len(replies) == 100
+        assert sum(r.startswith("Following topic") for r in replies) == 5
+        assert sum("follows 5 topics, the most I keep" in r for r in replies) == 95
+        assert len(running.services.state.subscribers.topics_of(chat.id)) == 5
+        assert running.errors == []
+    finally:
+        running.shutdown()
+
+
 def test_kicked_from_group_deactivates_and_return_resumes(bot: InProcessBot) -> None:
     store = bot.services.state.subscribers
     user = bot.sandbox.user("Admin")
     group = bot.sandbox.chat(type="group", title="Newsroom")
+    bot.sandbox.set_member_status(group, user, "creator")
     bot.run(bot.sandbox.inject_message(group, user, "/follow Witkoff"))
     bot.run(bot.sandbox.wait_for(1, chat_id=group.id))
     update = bot.run(bot.sandbox.inject_my_chat_member(group, user, "kicked"))

@@ -522,6 +522,17 @@ async def test_commands_actions_and_chat_info(sandbox: BotApiSandbox, bot: Bot) 
     await sandbox.inject_message(group, user, "hello")
     member = await bot.get_chat_member(group.id, user.id)
     assert member.status == "member" and member.user.username == "eve"
+    stranger = sandbox.user("Mallory")
+    assert (await bot.get_chat_member(group.id, stranger.id)).status == "left"
+    for status in ("creator", "administrator", "restricted", "kicked"):
+        sandbox.set_member_status(group, stranger, status)
+        assert (await bot.get_chat_member(group.id, stranger.id)).status == status
+    with pytest.raises(ValueError, match="unknown chat member status"):
+        sandbox.set_member_status(group, stranger, "owner")
+    private = sandbox.chat(user)
+    assert (await bot.get_chat_member(private.id, user.id)).status == "member"
+    with pytest.raises(BadRequest, match="User not found"):
+        await bot.get_chat_member(private.id, stranger.id)
 
 
 @async_test

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,6 +82,36 @@ def test_topics_are_case_insensitive_limited_and_removable(db: StateDB) -> None:
     assert store.unfollow(1, "witkoff") == first
     assert store.unfollow(1, first.id) is None
     assert store.unfollow(2, "aid convoys") is None  # another chat's topic is not ours
+
+
+def test_topic_limit_holds_under_concurrent_follows_of_a_new_chat(tmp_path: Path) -> None:
+    """Many threads follow at once in a chat with no subscriber row yet: one row is created
+    without an IntegrityError, and exactly ``max_topics`` topics are kept (SQLite, or
+    PostgreSQL when the suite runs on it)."""
+    db = StateDB(_url(tmp_path))
+    db.subscribers.max_topics = 7
+    outcomes: list[str] = []
+
+    def follow(i: int) -> None:
+        try:
+            db.subscribers.follow(-100, "supergroup", f"topic {i}", Schedule(), NOW)
+            outcomes.append("added")
+        except TooManyTopics:
+            outcomes.append("limit")
+
+    def change(i: int) -> None:
+        db.subscribers.set_schedule(-200, "group", Schedule("daily", i % 24), NOW)
+        outcomes.append("schedule")
+
+    with ThreadPoolExecutor(16) as pool:
+        for future in [pool.submit(follow, i) for i in range(60)]:
+            future.result()
+        for future in [pool.submit(change, i) for i in range(20)]:
+            future.result()
+    assert outcomes.count("added") == 7 and outcomes.count("limit") == 53
+    assert len(db.subscribers.topics_of(-100)) == 7
+    assert outcomes.count("schedule") == 20 and db.subscribers.get(-200) is not None
+    db.close()
 
 
 def test_plan_is_once_per_reader_and_article(db: StateDB) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from bot.config import Config
+from bot.ops.privacy import protect_data_dir, redact_logs
 from index import (
     Article,
     CoverageIndex,
@@ -32,15 +33,29 @@ T = TypeVar("T")
 Progress = Callable[[int, int], None]
 
 
-def setup_logging(level: str) -> None:
-    """Configure logging once, for the process, from the entry point."""
+def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Configure logging once, for the process, from the entry point; ``secrets`` (the bot
+    token) and anything shaped like a bot token never reach the log, at any level."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact_logs(secrets)
     for noisy in ("httpx", "chromadb", "sentence_transformers", "bm25s", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def protect_files(config: Config) -> None:
+    """The data dir (and a SQLite state database kept elsewhere) for the owner only: new
+    files from now on, existing ones tightened."""
+    others = []
+    # As StateDB reads it; any other URL (a server, or one the command will reject) is not
+    # a file of ours.
+    if config.state_url.startswith("sqlite:///"):
+        database = Path(config.state_url.removeprefix("sqlite:///").split("?")[0])
+        others = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
+    protect_data_dir(config.data_dir, *others)
 
 
 def sample_path() -> Path:

@@ -16,6 +16,7 @@ from bot.cli.admin import digests, refresh, reindex, sources
 from bot.cli.common import (
     open_index,
     open_serving_index,
+    protect_files,
     run_import,
     sample_path,
     setup_logging,
@@ -70,7 +71,9 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None, verbo
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from exc
     default = "INFO" if ctx.invoked_subcommand in _LONG_RUNNING else "WARNING"
-    setup_logging("DEBUG" if verbose else config.logging.level or default)
+    secrets = (config.telegram.token, config.telegram.webhook_secret)
+    setup_logging("DEBUG" if verbose else config.logging.level or default, secrets)
+    protect_files(config)
     ctx.obj = config
 
 

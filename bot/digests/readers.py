@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from bot.digests.cadence import INSTANT, WEEKLY, Schedule, schedule_of_slot
 from bot.digests.tables import (
@@ -41,14 +42,10 @@ class ReaderStore:
         now = now or utc_now()
         folded = text.casefold()
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(subscribers.c.active).where(subscribers.c.chat_id == chat_id)
-            ).first()
-            if row is None:
-                conn.execute(
-                    subscribers.insert().values(**_new_reader(chat_id, chat_type, default, now))
-                )
-            elif not row.active:
+            # Concurrent follows of one chat queue here, so the count below is the count the
+            # insert sees: the subscriber row is created if missing, then locked.
+            active = _locked_reader(conn, chat_id, _new_reader(chat_id, chat_type, default, now))
+            if not active:
                 conn.execute(_reactivation(chat_id, now))
             existing = conn.execute(
                 sa.select(topics.c.id, topics.c.text).where(
@@ -61,7 +58,7 @@ class ReaderStore:
                 sa.select(sa.func.count()).where(topics.c.chat_id == chat_id)
             ).scalar_one()
             if count >= self.max_topics:
-                raise TooManyTopics(f"you follow {count} topics, the most I keep per chat")
+                raise TooManyTopics(self.max_topics)
             topic_id = conn.execute(
                 topics.insert().values(chat_id=chat_id, text=text, folded=folded, created_at=now)
             ).inserted_primary_key
@@ -107,24 +104,18 @@ class ReaderStore:
         """
         now = now or utc_now()
         with self.engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(subscribers.c.chat_id).where(subscribers.c.chat_id == chat_id)
-            ).first()
-            values = {
-                "cadence": schedule.cadence,
-                "hour": schedule.hour,
-                "weekday": schedule.weekday,
-                "timezone": schedule.timezone,
-                "last_digest_at": now,
-            }
-            if exists is None:
-                conn.execute(
-                    subscribers.insert().values(**_new_reader(chat_id, chat_type, schedule, now))
+            _insert_if_missing(conn, _new_reader(chat_id, chat_type, schedule, now))
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.chat_id == chat_id)
+                .values(
+                    cadence=schedule.cadence,
+                    hour=schedule.hour,
+                    weekday=schedule.weekday,
+                    timezone=schedule.timezone,
+                    last_digest_at=now,
                 )
-            else:
-                conn.execute(
-                    subscribers.update().where(subscribers.c.chat_id == chat_id).values(**values)
-                )
+            )
         found = self.get(chat_id)
         assert found is not None
         return found
@@ -216,6 +207,38 @@ class ReaderStore:
             )
             for r in rows
         ]
+
+
+def _insert_if_missing(conn: Connection, values: dict[str, object]) -> bool:
+    """Insert a subscriber row unless the chat has one (another request may be creating it
+    right now: no IntegrityError either way); True if this call inserted it."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        statement: sa.Insert = postgresql.insert(subscribers).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(subscribers).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two databases coverbot supports
+        raise RuntimeError(f"no insert-or-ignore for {dialect}")
+    return bool(conn.execute(statement.values(**values)).rowcount)
+
+
+def _locked_reader(conn: Connection, chat_id: int, values: dict[str, object]) -> bool:
+    """Create the chat's subscriber row if missing and lock it until the transaction ends;
+    whether the reader is active.
+
+    On PostgreSQL the row lock (FOR UPDATE) queues other transactions of the same chat. On
+    SQLite the insert, this transaction's first statement, takes the database's write lock
+    (the driver begins the transaction at it), which queues every other writer; FOR UPDATE
+    renders as nothing there.
+    """
+    _insert_if_missing(conn, values)
+    return bool(
+        conn.execute(
+            sa.select(subscribers.c.active)
+            .where(subscribers.c.chat_id == chat_id)
+            .with_for_update()
+        ).scalar_one()
+    )
 
 
 def _reactivation(chat_id: int, now: datetime) -> sa.Update:

@@ -148,6 +148,27 @@ def topic_problem_message(problem: str) -> str:
     return text(f"I cannot follow that: {problem}.").html
 
 
+def too_many_topics_message(limit: int) -> str:
+    """/follow when the chat follows ``limit`` topics already."""
+    return text(
+        f"This chat follows {limit} topics, the most I keep. "
+        "Stop following one first: /following lists them with remove buttons."
+    ).html
+
+
+def group_admins_only_message() -> str:
+    """A group member who is not one of its admins tried to change its topics or digests."""
+    return text(
+        "Only this group's admins can change what it follows and when its digests come. "
+        "/following and /digest show the current settings."
+    ).html
+
+
+def group_admins_only_notice() -> str:
+    """The same, as the short notice under a pressed button (plain text)."""
+    return "Only this group's admins can change this."
+
+
 def unfollowed_message(topic: Topic | None, asked: str) -> str:
     """After /unfollow or its button."""
     if topic is None:

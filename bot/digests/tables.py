@@ -96,7 +96,11 @@ def create_subscription_tables(conn: Connection) -> None:
 
 
 class TooManyTopics(ValueError):
-    """The reader follows as many topics as allowed."""
+    """The chat follows as many topics as allowed (``limit``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this chat follows {limit} topics, the most I keep per chat")
+        self.limit = limit
 
 
 def aware(value: datetime) -> datetime:

@@ -13,6 +13,15 @@ from .validation import detect_entities
 
 logger = logging.getLogger(__name__)
 
+MEMBER_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
+# The sender Telegram shows for messages an anonymous group admin sends as the group.
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+
 
 class InjectionMixin:
     """Create users and chats and inject the updates they would cause."""
@@ -73,6 +82,14 @@ class InjectionMixin:
         self.chats[chat.id] = chat
         return chat
 
+    def set_member_status(self, chat: SandboxChat, user: SandboxUser, status: str) -> None:
+        """What getChatMember answers for ``user`` in ``chat`` from now on: ``creator``,
+        ``administrator``, ``member``, ``restricted``, ``left`` or ``kicked``."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"unknown chat member status {status!r}")
+        self._register(chat, user)
+        self.user_status[(chat.id, user.id)] = status
+
     def new_message(
         self,
         bot: BotState,
@@ -113,13 +130,19 @@ class InjectionMixin:
         reply_to_message_id: int | None = None,
         entities: list[dict[str, Any]] | None = None,
         token: str | None = None,
+        anonymous: bool = False,
     ) -> dict[str, Any]:
         """A user writes ``text`` in ``chat``; commands, mentions, URLs and hashtags get
-        entities automatically.  Returns the queued update."""
+        entities automatically.  ``anonymous``: a group admin writing as the group (Telegram
+        sends it from GroupAnonymousBot with the group as ``sender_chat``).  Returns the
+        queued update."""
         self._register(chat, user)
         bot = self.bot_state(token)
         found = detect_entities(text) if entities is None else entities
-        message = self.new_message(bot, chat, user.to_dict(), text, found)
+        sender = ANONYMOUS_ADMIN if anonymous else user.to_dict()
+        message = self.new_message(bot, chat, sender, text, found)
+        if anonymous:
+            message["sender_chat"] = chat.to_dict()
         if reply_to_message_id is not None:
             target = bot.find(chat.id, reply_to_message_id)
             if target is None:
@@ -205,14 +228,25 @@ class InjectionMixin:
             self.block_chat(chat)
         else:
             self._blocked.pop(chat.id, None)
-        payload = {
-            "chat": chat.to_dict(),
-            "from": user.to_dict(),
-            "date": int(time.time()),
-            "old_chat_member": chat_member_dict(bot.sender, old),
-            "new_chat_member": chat_member_dict(bot.sender, new_status),
-        }
+        payload = _member_change(chat, user, bot.sender, old, new_status)
         return await bot.push({"my_chat_member": payload})
+
+    async def inject_chat_member(
+        self,
+        chat: SandboxChat,
+        user: SandboxUser,
+        new_status: str,
+        *,
+        old_status: str | None = None,
+        by: SandboxUser | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """``user``'s status in a group changes (promoted, demoted, left...); Telegram sends
+        it as ``chat_member`` to bots that are admins there and asked for it."""
+        old = old_status or self.user_status.get((chat.id, user.id), "member")
+        self.set_member_status(chat, user, new_status)
+        payload = _member_change(chat, by or user, user.to_dict(), old, new_status)
+        return await self.bot_state(token).push({"chat_member": payload})
 
     def block_chat(self, chat: SandboxChat) -> None:
         """Block sends to ``chat`` with the description Telegram uses for its type."""
@@ -220,6 +254,20 @@ class InjectionMixin:
             self._blocked[chat.id] = "Forbidden: bot was blocked by the user"
         else:
             self._blocked[chat.id] = f"Forbidden: bot was kicked from the {chat.type} chat"
+
+
+def _member_change(
+    chat: SandboxChat, by: SandboxUser, member: dict[str, Any], old: str, new: str
+) -> dict[str, Any]:
+    """Bot API ``ChatMemberUpdated``: ``by`` changed ``member``'s status from ``old`` to
+    ``new`` in ``chat``."""
+    return {
+        "chat": chat.to_dict(),
+        "from": by.to_dict(),
+        "date": int(time.time()),
+        "old_chat_member": chat_member_dict(member, old),
+        "new_chat_member": chat_member_dict(member, new),
+    }
 
 
 def _has_button(message: dict[str, Any], callback_data: str) -> bool:

@@ -311,15 +311,17 @@ async def get_chat(sb: BotApiSandbox, bot: BotState, p: Params) -> Any:
 
 
 async def get_chat_member(sb: BotApiSandbox, bot: BotState, p: Params) -> Any:
-    """getChatMember: the bot's own status, or ``member`` for known users."""
+    """getChatMember: the bot's own status; in a private chat its user is a ``member``; in
+    groups a user's status as set (``set_member_status``), ``member`` once they wrote there,
+    else ``left`` (what Telegram answers for someone who is not in the group)."""
     chat = sb.resolve_chat(p.chat_id())
     user_id = p.require_int("user_id", "user not found")
     if user_id == bot.user["id"]:
         return chat_member_dict(bot.sender, bot.member_status.get(chat.id, "member"))
     user = sb.users.get(user_id)
-    if user is None:
+    if user is None or (chat.is_private and user_id != chat.id):
         raise bad_request("user not found")
-    status = sb.user_status.get((chat.id, user_id), "member")
+    status = sb.user_status.get((chat.id, user_id), "member" if chat.is_private else "left")
     return chat_member_dict(user.to_dict(), status)
 
 

@@ -125,6 +125,8 @@ def handler_table() -> list[tuple[int, BaseHandler[Update, BotContext, None]]]:
         (0, InlineQueryHandler(handlers.on_inline_query)),
         # The bot blocked, removed from a group, or back: digests stop or resume.
         (0, ChatMemberHandler(subscriptions.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER)),
+        # Someone promoted or demoted in a group: who may change its subscriptions.
+        (0, ChatMemberHandler(subscriptions.on_chat_member, ChatMemberHandler.CHAT_MEMBER)),
         # Last, after the handlers above and any error handling: the update is done.
         (99, TypeHandler(Update, handlers.on_finished)),
     ]
@@ -134,7 +136,7 @@ def open_services(config: Config, index: CoverageIndex | None = None) -> Service
     """The services for a configuration (``index`` lets tests share one)."""
     index = index or CoverageIndex(config.data_dir, config.index_settings())
     metrics = BotMetrics(config.metrics)
-    state = StateDB(config.state_url)
+    state = StateDB(config.state_url, max_topics=config.digests.max_topics)
     state.sources.seed((s.kind, s.url, s.name) for s in config.sources)
     return Services(
         index=index,

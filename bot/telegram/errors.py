@@ -17,11 +17,17 @@ from bot.telegram.replies import send_parts
 log = logging.getLogger(__name__)
 
 
-def describe(update: object) -> str:
-    """The update as JSON for the log (or its repr if it is not an Update)."""
-    if isinstance(update, Update):
+def describe(update: object, whole: bool = False) -> str:
+    """The update for the log: its id, kind and chat; with ``whole`` (logging at DEBUG) all
+    of it as JSON, readers' names and texts included."""
+    if not isinstance(update, Update):
+        return repr(update)[:4000] if whole else type(update).__name__
+    if whole:
         return json.dumps(update.to_dict(), ensure_ascii=False)[:4000]
-    return repr(update)[:4000]
+    kind = next((k for k in Update.ALL_TYPES if getattr(update, k, None) is not None), "unknown")
+    chat = update.effective_chat
+    where = f" in {chat.type} chat {chat.id}" if chat else ""
+    return f"update {update.update_id} ({kind}){where}"
 
 
 def summary(update: object, error: BaseException) -> str:
@@ -41,7 +47,8 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, Forbidden):
         log.info("not allowed to write to a chat any more: %s", error)
         return  # the reader blocked the bot or removed it from the group
-    log.error("update failed: %s", describe(update), exc_info=error)
+    whole = log.isEnabledFor(logging.DEBUG)
+    log.error("update failed: %s", describe(update, whole), exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
             await send_parts(context, update.effective_chat.id, [render.apology_message()])

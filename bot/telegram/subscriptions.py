@@ -21,7 +21,7 @@ from bot.digests.cadence import DAILY, INSTANT, WEEKDAYS, WEEKLY, Schedule, pars
 from bot.digests.planning import preview
 from bot.digests.store import Subscriber, TooManyTopics
 from bot.services import BotContext
-from bot.telegram import callbacks, render
+from bot.telegram import callbacks, group_rights, render
 from bot.telegram.jobs import ensure_digest_job, job_queue_of
 from bot.telegram.replies import markup, send_parts
 from bot.types import Topic
@@ -118,6 +118,8 @@ async def on_follow(update: Update, context: BotContext) -> None:
     """/follow <topic>."""
     message, chat = update.effective_message, update.effective_chat
     assert message is not None and chat is not None
+    if not await group_rights.allowed(update, context):
+        return
     text = await _argument(
         context,
         chat.id,
@@ -133,7 +135,7 @@ async def on_follow(update: Update, context: BotContext) -> None:
             store.follow, chat.id, chat.type, text, default_schedule(context), _now()
         )
     except TooManyTopics as exc:
-        await send_parts(context, chat.id, [render_digest.topic_problem_message(str(exc))])
+        await send_parts(context, chat.id, [render_digest.too_many_topics_message(exc.limit)])
         return
     reader = await _reader(context, chat.id)
     assert reader is not None
@@ -151,6 +153,8 @@ async def on_unfollow(update: Update, context: BotContext) -> None:
     raw = " ".join(context.args or []).strip()
     if not raw:
         await on_following(update, context)
+        return
+    if not await group_rights.allowed(update, context):
         return
     removed = await asyncio.to_thread(
         context.services.state.subscribers.unfollow, chat.id, " ".join(raw.split())
@@ -184,6 +188,8 @@ async def on_digest(update: Update, context: BotContext) -> None:
     if args[0].lower() == "now":
         await send_preview(context, chat.id)
         return
+    if not await group_rights.allowed(update, context):
+        return
     try:
         schedule = parse_digest_args(args, current)
     except ValueError as exc:
@@ -199,6 +205,8 @@ async def on_timezone(update: Update, context: BotContext) -> None:
     """/timezone Asia/Gaza | Cairo | UTC+2."""
     chat = update.effective_chat
     assert chat is not None
+    if context.args and not await group_rights.allowed(update, context):
+        return
     name = await _argument(
         context,
         chat.id,
@@ -254,6 +262,8 @@ async def on_unfollow_button(update: Update, context: BotContext) -> None:
     if topic_id is None or chat is None:
         await query.answer(render.stale_button_notice())
         return
+    if not await group_rights.allowed(update, context):
+        return
     store = context.services.state.subscribers
     removed = await asyncio.to_thread(store.unfollow, chat.id, topic_id)
     await query.answer(f"Stopped following {removed.text}" if removed else "Already removed")
@@ -275,6 +285,8 @@ async def on_digest_button(update: Update, context: BotContext) -> None:
     chat = query.message.chat if query.message else None
     if choice is None or chat is None:
         await query.answer(render.stale_button_notice())
+        return
+    if choice != "now" and not await group_rights.allowed(update, context):
         return
     await query.answer()
     if choice == "now":
@@ -308,3 +320,9 @@ async def on_my_chat_member(update: Update, context: BotContext) -> None:
         store.reactivate, chat_id, _now()
     ):
         log.info("reader %s is back; digests resume", chat_id)
+
+
+async def on_chat_member(update: Update, context: BotContext) -> None:
+    """Someone's status in a group changed (we hear of it as a group admin)."""
+    assert update.chat_member is not None
+    group_rights.remember(update.chat_member, context)
