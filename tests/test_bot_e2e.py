@@ -129,6 +129,8 @@ def test_reader_asks_presses_more_and_gives_feedback(operator_bot: OperatorBot) 
 
     wrong = _buttons(sent[1])["⚠️ Wrong quote"]
     operator_bot.run(sandbox.press_button(chat, reader, sent[1]["message_id"], wrong))
+    # The bot handles updates concurrently: one press at a time keeps their order.
+    operator_bot.run(_until(lambda: len(sandbox.callback_answers) == 2))
     helpful = _buttons(sent[0])["👍 Helpful"]
     operator_bot.run(sandbox.press_button(chat, reader, sent[0]["message_id"], helpful))
     operator_bot.run(_until(lambda: len(sandbox.callback_answers) == 3))
