@@ -61,7 +61,8 @@ class ImportReport:
         """One line for people."""
         return (
             f"imported {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"failed {self.failed}; embedded {self.passages_embedded} passages "
+            f"failed {self.failed}; embedded {self.passages_embedded} "
+            f"passage{'' if self.passages_embedded == 1 else 's'} "
             f"in {self.seconds:.1f}s"
         )
 
