@@ -2,29 +2,41 @@
 
 The model and the index run off the event loop, so a slow question never freezes the bot,
 and questions that arrive together share one encoder pass (``CoverageIndex.ask_many``).
-Every other index call goes through the same thread (``call``), so the index is only ever
-used from one thread.
+Readers take turns (``bot.fairness``): a batch holds one question per reader per round,
+each reader has a few questions waiting at most and a steady allowance. Reads go through
+the answering thread (``call``); writes (imports, removals) through a thread of their own
+(``call_write``), at a lower CPU priority with an encoder of one thread, so answers keep
+their latency while the index grows (``CoverageIndex`` lets one thread read while another
+writes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from bot.fairness import FairQueue, ReaderBusy, ReaderLimiter
 from bot.ops.metrics import BotMetrics
-from index import Answer, CoverageIndex
+from index import Answer, CoverageIndex, Embedder
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Pending = tuple[str, "asyncio.Future[Answer]"]
+# The import thread's CPU priority (nice): questions come first on a busy machine.
+WRITER_NICE = 10
+
+__all__ = ["AskBatcher", "ReaderBusy"]
 
 
 class AskBatcher:
@@ -37,24 +49,37 @@ class AskBatcher:
         window: float = 0.005,
         max_batch: int = 32,
         metrics: BotMetrics | None = None,
+        per_minute: float = 0.0,
+        burst: int = 5,
+        max_waiting: int = 3,
     ):
-        """Nothing runs until :meth:`start`; every question is counted in ``metrics``."""
+        """Nothing runs until :meth:`start`; every question is counted in ``metrics``.
+
+        A reader may ask ``per_minute`` questions a minute (``burst`` at once; 0: no limit)
+        and have ``max_waiting`` questions waiting at once."""
         self.index = index
         self.metrics = metrics or BotMetrics()
         self.window = window
         self.max_batch = max_batch
+        self.max_waiting = max_waiting
+        self.limiter = ReaderLimiter(per_minute, burst)
         self.batches = 0
         self.questions = 0
         # Seconds from question to answer of the most recent questions, for /stats.
         self.latencies: deque[float] = deque(maxlen=500)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverbot-index")
-        self._queue: asyncio.Queue[Pending] | None = None
+        self._writer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="coverbot-import", initializer=_lower_priority
+        )
+        self._import_embedder: Embedder | None = None
+        self._queue: FairQueue[Pending] = FairQueue()
+        self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start collecting questions (on the running loop)."""
         if self._task is None:
-            self._queue = asyncio.Queue()
+            self._arrived = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="coverbot-batcher")
 
     async def stop(self) -> None:
@@ -63,19 +88,27 @@ class AskBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        while self._queue is not None and not self._queue.empty():
-            _, future = self._queue.get_nowait()
+        for _, future in self._queue.take(len(self._queue)):
             if not future.done():
                 future.set_exception(RuntimeError("the bot is shutting down"))
+        await asyncio.to_thread(self._writer.shutdown, True)
         await asyncio.to_thread(self._executor.shutdown, True)
 
-    async def ask(self, question: str) -> Answer:
-        """The core's answer to one question, batched with whatever arrives alongside."""
-        if self._queue is None or self._task is None:
+    async def ask(self, question: str, reader: int | None = None) -> Answer:
+        """The core's answer to one question, batched with whatever arrives alongside;
+        ReaderBusy when `reader` (a user id) is over their allowance or has too many
+        questions waiting."""
+        if self._arrived is None or self._task is None:
             raise RuntimeError("AskBatcher.start() was not called")
+        key = reader if reader is not None else object()  # no reader: a turn of its own
+        if reader is not None and self.limiter.per_second > 0:  # 0 a minute: no limits
+            if self._queue.waiting(key) >= self.max_waiting:
+                raise ReaderBusy(self.window + 1.0, notify=self.limiter.refused(key))
+            self.limiter.take(key)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
-        self._queue.put_nowait((question, future))
+        self._queue.put(key, (question, future))
+        self._arrived.set()
         try:
             answer = await future
         except Exception:
@@ -97,18 +130,35 @@ class AskBatcher:
         return statistics.median(values), cuts[18]
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run any other index call on the worker thread."""
+        """Run any other index read on the answering thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
+    async def call_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run an index write (an import, a removal) on the import thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._write, fn, args)
+
+    def _write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """On the import thread: imports encode with its own one-thread encoder (made
+        here, so its ONNX threads share this thread's lower priority)."""
+        index = self.index
+        if self._import_embedder is None and index.settings.encoder == "onnx":
+            self._import_embedder = Embedder(
+                index.settings.model, encoder=index.settings.encoder, threads=1
+            )
+        index.import_embedder = self._import_embedder
+        return fn(*args)
+
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._arrived is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            await self._arrived.wait()
             await asyncio.sleep(self.window)
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = self._queue.take(self.max_batch)
+            if not self._queue:
+                self._arrived.clear()
             live = [(q, f) for q, f in batch if not f.done()]
             if not live:
                 continue
@@ -140,3 +190,9 @@ class AskBatcher:
             except Exception as exc:
                 results.append(exc)
         return results
+
+
+def _lower_priority() -> None:
+    """Run this thread (and the threads it starts) at a lower CPU priority, where allowed."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)

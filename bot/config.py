@@ -71,6 +71,9 @@ class TelegramSection:
     )
     latest_count: int = 8
     error_report_seconds: int = 60
+    # Each reader's allowance: questions a minute, and at once (0: no limit).
+    questions_per_minute: int = 20
+    questions_burst: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,21 @@ class RefreshSection:
     full_listing_every: int = 6
     timeout_seconds: float = 30.0
     retries: int = 3
+    # Everything one source's refresh (or probe) may take, all its pages and retries.
+    source_deadline_seconds: float = 600.0
+    # Fan-out per refresh: feed items read, child sitemaps fetched (the rest next time).
+    max_feed_items: int = 200
+    max_sitemaps: int = 50
     max_megabytes: int = 10
     user_agent: str = ""
+
+    def source_limits(self, kind: str) -> dict[str, int]:
+        """The fan-out caps of this section for a source kind (its own options win)."""
+        limits = {
+            "feed": {"max_items": self.max_feed_items},
+            "sitemap": {"max_sitemaps": self.max_sitemaps},
+        }
+        return limits.get({"rss": "feed", "atom": "feed"}.get(kind, kind), {})
 
     def fetch_settings(self) -> FetchSettings:
         """The fetcher's limits and manners from this section."""
@@ -104,6 +120,7 @@ class RefreshSection:
             read_timeout=self.timeout_seconds,
             connect_timeout=min(10.0, self.timeout_seconds),
             total_timeout=max(4 * self.timeout_seconds, 30.0),
+            deadline=self.source_deadline_seconds,
             retries=self.retries,
             max_bytes=self.max_megabytes * MB,
             allow_private=self.allow_private_addresses,
@@ -295,10 +312,18 @@ def _validate(config: Config) -> None:
         raise ConfigError("telegram.excerpts_per_message must be at least 1")
     if not 1 <= config.telegram.latest_count <= 30:
         raise ConfigError("telegram.latest_count must be between 1 and 30")
+    if config.telegram.questions_per_minute < 0 or config.telegram.questions_burst < 1:
+        raise ConfigError(
+            "telegram.questions_per_minute must be 0 or more, telegram.questions_burst 1 or more"
+        )
     if config.refresh.interval_minutes < 1:
         raise ConfigError("refresh.interval_minutes must be at least 1")
     if config.refresh.full_listing_every < 1:
         raise ConfigError("refresh.full_listing_every must be at least 1")
+    if min(config.refresh.max_feed_items, config.refresh.max_sitemaps) < 1:
+        raise ConfigError("refresh.max_feed_items and refresh.max_sitemaps must be at least 1")
+    if config.refresh.source_deadline_seconds <= 0:
+        raise ConfigError("refresh.source_deadline_seconds must be above 0")
     if config.refresh.notify_after_failures < 1:
         raise ConfigError("refresh.notify_after_failures must be at least 1")
     if config.state.lease_seconds < 3:

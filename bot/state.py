@@ -7,9 +7,11 @@ list (subscriptions, delivery log, sources); never edit a migration that has shi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -125,9 +127,10 @@ class StateDB:
     """The state database behind one SQLAlchemy URL (SQLite by default)."""
 
     def __init__(self, url: str, *, max_topics: int = 20) -> None:
-        """Connect (lazily) and bring the schema up to date; ``max_topics`` per chat."""
+        """Check a SQLite file before use, connect and bring the schema up to date;
+        ``max_topics`` per chat."""
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            check_sqlite_file(Path(url.removeprefix("sqlite:///")))
         self.url = url
         # A failed statement's parameters (readers' questions, chat ids) stay out of error
         # messages, hence out of the log and the admins' reports, unless logging at DEBUG.
@@ -245,6 +248,41 @@ class StateDB:
 
 def _fields(item: Feedback) -> dict[str, object]:
     return {name: getattr(item, name) for name in Feedback.__dataclass_fields__}
+
+
+class StateDamaged(RuntimeError):
+    """The state database file is not a healthy SQLite database; the message says the fix."""
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse a damaged state database instead of silently starting a new, empty one.
+
+    A missing file is created (and given its schema at once, so an empty file is never
+    coverbot's own); an existing one must be a SQLite file that passes `PRAGMA quick_check`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fix = (
+        "restore it from a backup (see README, Operating safely), or move it away to start "
+        "with no subscribers"
+    )
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        header = fh.read(len(_SQLITE_HEADER))
+    if not header:  # never left empty by coverbot: it writes its schema on creation
+        raise StateDamaged(f"state database {path} is empty (0 bytes): {fix}")
+    if header != _SQLITE_HEADER:
+        raise StateDamaged(f"state database {path} is not a SQLite database: {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+            result = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise StateDamaged(f"state database {path} cannot be read ({exc}): {fix}") from exc
+    if result != ["ok"]:
+        raise StateDamaged(f"state database {path} is damaged ({result[0][:120]}): {fix}")
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -68,6 +68,8 @@ class SourceReport:
     error: str | None = None
     skipped_until: datetime | None = None
     consecutive_failures: int = 0
+    # Limits the source hit (max_items, max_sitemaps, max_pages): read in part, not failed.
+    notes: list[str] = field(default_factory=list)
     # "where: why" of the first records that failed, for the operator.
     rejected: list[str] = field(default_factory=list)
 

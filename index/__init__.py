@@ -9,13 +9,14 @@ never imports ``telegram``, ``apscheduler`` or ``bot``.
 from __future__ import annotations
 
 from .answer import Answer, AnswerSettings, Excerpt
-from .articles import Article, ArticleError, canonical_url
+from .articles import Article, ArticleError, canonical_url, strip_controls
 from .coverage import (
     CoverageIndex,
     EncoderMismatch,
     ImportReport,
     IndexSettings,
     IndexStats,
+    StorageError,
     remove_stale_generations,
 )
 from .embeddings import DEFAULT_ENCODER, ENCODERS, Embedder
@@ -42,7 +43,7 @@ from .fetch import (
     check_public_url,
 )
 from .importers import Rejected, read_paths
-from .layout import RebuildInProgress, rebuild_lock, serving_generation
+from .layout import IndexPointerError, RebuildInProgress, rebuild_lock, serving_generation
 from .questions import QuestionProblem, check_question
 from .retrieval import RetrievalSettings
 from .sources import (
@@ -84,6 +85,7 @@ __all__ = [
     "FolderSource",
     "GoldMatcher",
     "ImportReport",
+    "IndexPointerError",
     "IndexSettings",
     "IndexStats",
     "Question",
@@ -95,6 +97,7 @@ __all__ = [
     "SitemapSource",
     "Source",
     "SourceBatch",
+    "StorageError",
     "StoredArticle",
     "SystemRun",
     "TopicMatch",
@@ -120,4 +123,5 @@ __all__ = [
     "run_system",
     "score",
     "serving_generation",
+    "strip_controls",
 ]

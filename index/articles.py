@@ -18,7 +18,13 @@ _TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+# Control characters, zero-width space and BOM; and the invisible bidi and joining controls
+# (Trojan Source, CVE-2021-42574): embeddings and overrides U+202A-202E, isolates
+# U+2066-2069, marks U+200E/200F/061C, joiners U+200C/200D. From a source they only serve to
+# disguise text ("Invoice \u202efdp.exe"), so they never reach the index or a reader.
+_CONTROL_CHARS = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff]"
+)
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 
@@ -96,6 +102,8 @@ def canonical_url(url: str) -> str:
     if scheme not in ("http", "https") or not parts.hostname:
         raise ArticleError(f"url must be an absolute http(s) URL, got {raw[:200]!r}")
     host = parts.hostname.lower().rstrip(".")
+    if ":" in host:  # an IPv6 literal keeps its brackets (RFC 3986 section 3.2.2)
+        host = f"[{host}]"
     try:
         port = parts.port
     except ValueError as exc:
@@ -110,6 +118,12 @@ def canonical_url(url: str) -> str:
     )
     path = parts.path or "/"
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def strip_controls(text: str) -> str:
+    """Text without control, bidi and joining characters (for text stored before they were
+    stripped on the way in, on its way to a reader)."""
+    return _CONTROL_CHARS.sub("", text)
 
 
 def clean_text(text: str) -> str:
@@ -182,7 +196,7 @@ def _tags(record: Mapping[str, Any]) -> tuple[str, ...]:
         raise ArticleError("tags must be a list of strings")
     seen: dict[str, None] = {}
     for tag in value:
-        tag = " ".join(tag.split())
+        tag = " ".join(_CONTROL_CHARS.sub("", tag).split())
         if tag:
             seen.setdefault(tag, None)
     return tuple(seen)
@@ -217,6 +231,8 @@ def article_from_record(
     category = record.get("category")
     if isinstance(category, list):
         category = ", ".join(str(c) for c in category if c)
+    if isinstance(category, str):
+        category = _CONTROL_CHARS.sub("", category)
     raw_id = record.get("id")
     defaults = defaults or ArticleDefaults()
     tags = _tags(record)

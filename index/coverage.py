@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,15 +13,26 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from .answer import Answer, AnswerSettings, ArticleHit, build_answer, group_by_article
+from .answer import Answer, ArticleHit, build_answer, group_by_article
 from .articles import Article, article_key
-from .embeddings import DEFAULT_ENCODER, Embedder
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
-from .retrieval import RetrievalSettings, ScoredPassage, hybrid_search
-from .store import ArticleStore, StoredArticle
+from .retrieval import ScoredPassage, hybrid_search
+from .serving import IndexSettings, ServedGeneration, StorageError, collection_name
+from .store import StoredArticle
 from .topics import TopicMatch, TopicSettings, match_topics
-from .vectors import VectorStore, make_client
+from .vectors import make_client
+
+__all__ = [
+    "CoverageIndex",
+    "EncoderMismatch",
+    "ImportReport",
+    "IndexSettings",
+    "IndexStats",
+    "StorageError",
+    "collection_name",
+    "remove_stale_generations",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +41,6 @@ _BATCH_ARTICLES = 256
 
 class EncoderMismatch(RuntimeError):
     """The index holds vectors from another encoder than the one importing into it."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSettings:
-    """Everything that shapes the index; the bot's config maps onto this."""
-
-    model: str | None = None
-    # "onnx" or "torch" (index/embeddings.py); an index keeps the encoder it was built with.
-    encoder: str = DEFAULT_ENCODER
-    passage_chars: int = 400
-    chroma_url: str | None = None
-    collection: str = "passages"
-    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    answer: AnswerSettings = field(default_factory=AnswerSettings)
 
 
 @dataclass(slots=True)
@@ -65,7 +61,8 @@ class ImportReport:
         """One line for people."""
         return (
             f"imported {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"failed {self.failed}; embedded {self.passages_embedded} passages "
+            f"failed {self.failed}; embedded {self.passages_embedded} "
+            f"passage{'' if self.passages_embedded == 1 else 's'} "
             f"in {self.seconds:.1f}s"
         )
 
@@ -84,11 +81,6 @@ class IndexStats:
     generation: str = ""
 
 
-def collection_name(settings: IndexSettings, generation: str) -> str:
-    """The Chroma collection of a generation: on a shared server each has its own."""
-    return f"{settings.collection}-{generation}" if settings.chroma_url else settings.collection
-
-
 def remove_stale_generations(data_dir: Path, settings: IndexSettings) -> list[str]:
     """Remove generations no longer served (`layout.cleanup`) and, on a Chroma server,
     their collections, which would otherwise pile up there."""
@@ -104,71 +96,11 @@ def remove_stale_generations(data_dir: Path, settings: IndexSettings) -> list[st
     return removed
 
 
-class CoverageIndex:
-    """Articles, passages and vectors under one data directory, searchable by question."""
+class CoverageIndex(ServedGeneration):
+    """Articles, passages and vectors under one data directory, searchable by question.
 
-    def __init__(
-        self,
-        data_dir: Path,
-        settings: IndexSettings | None = None,
-        embedder: Embedder | None = None,
-        generation: str | None = None,
-    ):
-        self.data_dir = data_dir
-        self.generation = generation or layout.current_generation(data_dir)
-        self.path = data_dir / self.generation
-        self.settings = settings or IndexSettings()
-        self.store = ArticleStore(self.path / "articles.sqlite3")
-        self._embedder = embedder
-        self._vectors: VectorStore | None = None
-        self._lexical: LexicalIndex | None = None
-        self._write_lock = threading.Lock()
-        self._read_lock = threading.Lock()
-
-    # -- parts, opened on first use ---------------------------------------------------
-
-    @property
-    def embedder(self) -> Embedder:
-        """The embedding model (loaded on first encode)."""
-        if self._embedder is None:
-            self._embedder = Embedder(self.settings.model, encoder=self.settings.encoder)
-        return self._embedder
-
-    @property
-    def vectors(self) -> VectorStore:
-        """The Chroma collection."""
-        if self._vectors is None:
-            client = make_client(self.path / "chroma", self.settings.chroma_url)
-            # On a shared Chroma server each generation has its own collection.
-            name = collection_name(self.settings, self.generation)
-            self._vectors = VectorStore(client, name, self._embedder)
-        return self._vectors
-
-    @property
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index, loaded from disk or rebuilt when the store has moved on."""
-        revision = self.store.revision
-        current = self._lexical
-        if current is not None and current.revision == revision:
-            return current
-        with self._read_lock:
-            path = self.path / "bm25"
-            index = LexicalIndex.load(path, revision)
-            if index is None:
-                t0 = time.perf_counter()
-                texts = (
-                    (pid, f"{title}\n{text}")
-                    for pid, title, text in self.store.iter_passage_texts()
-                )
-                index = LexicalIndex.build(texts, revision)
-                index.save(path)
-                log.info(
-                    "rebuilt BM25 over %d passages in %.1fs",
-                    len(index.ids),
-                    time.perf_counter() - t0,
-                )
-            self._lexical = index
-            return index
+    Opening, following CURRENT and the one-writer rule live in `ServedGeneration`.
+    """
 
     # -- writing ----------------------------------------------------------------------
 
@@ -180,7 +112,7 @@ class CoverageIndex:
         """Add new articles, re-embed changed ones, skip unchanged ones."""
         report = ImportReport()
         t0 = time.perf_counter()
-        with self._write_lock:
+        with self.storage_errors("importing"), self.writable("importing"):
             self._check_encoder()
             batch: dict[str, Article] = {}
             for article in items:
@@ -246,7 +178,8 @@ class CoverageIndex:
                 if progress:
                     progress(done + n, len(to_embed))
 
-            vectors = self.embedder.encode([t for _, t in to_embed], progress=tick)
+            encoder = self.import_embedder or self.embedder
+            vectors = encoder.encode([t for _, t in to_embed], progress=tick)
             # Vectors first, then the store: a crash in between leaves only orphan vectors,
             # which searches skip and `cleanup` removes.
             self.vectors.upsert([pid for pid, _ in to_embed], vectors)
@@ -262,7 +195,7 @@ class CoverageIndex:
         from .articles import canonical_url
 
         key = article_key(canonical_url(url))
-        with self._write_lock:
+        with self.storage_errors("removing an article"), self.writable("removing"):
             if self.store.get(key) is None:
                 return False
             ids = self.store.delete_article(key)
@@ -288,15 +221,12 @@ class CoverageIndex:
             fresh.lexical  # noqa: B018 - build the BM25 index before serving
             fresh.store.set_meta("rebuilt_from", self.generation)
             layout.switch_to(self.data_dir, name)
+            fresh._pinned = False  # it serves now, and follows CURRENT from here on
         return fresh, report
-
-    def close(self) -> None:
-        """Release this thread's database connection."""
-        self.store.close()
 
     def cleanup(self) -> int:
         """Delete vectors whose passages are gone (left by an interrupted import)."""
-        with self._write_lock:
+        with self.writable("removing orphan vectors"):
             orphans = self.vectors.all_ids() - self.store.all_passage_ids()
             if orphans:
                 self.vectors.delete(sorted(orphans))
@@ -323,6 +253,7 @@ class CoverageIndex:
 
     def ask(self, question: str, query_vector: np.ndarray | None = None) -> Answer:
         """Answer a question with verbatim excerpts, or decline when the coverage is silent."""
+        self.follow()
         question = " ".join(question.split())
         # One look at the store's revision per question, not one per step; an index with no
         # passages has an empty lexical index too (no COUNT queries on this hot path).
@@ -337,6 +268,7 @@ class CoverageIndex:
         cleaned = [" ".join(q.split()) for q in questions]
         if not cleaned:
             return []
+        self.follow()
         vectors = self.embedder.encode([q or " " for q in cleaned])
         return [self.ask(q, v) for q, v in zip(cleaned, vectors, strict=True)]
 
@@ -382,6 +314,7 @@ class CoverageIndex:
 
     def stats(self, with_vectors: bool = True) -> IndexStats:
         """Counts and settings; `with_vectors=False` avoids opening Chroma."""
+        self.follow()
         counts = self.store.counts()
         return IndexStats(
             articles=counts["articles"],

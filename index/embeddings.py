@@ -95,6 +95,7 @@ class Embedder:
         device: str = "cpu",
         encoder: str = "torch",
         cache_dir: Path | None = None,
+        threads: int | None = None,
     ):
         if encoder not in ENCODERS:
             raise ModelError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
@@ -104,6 +105,9 @@ class Embedder:
         self.device = device
         self.encoder = encoder
         self.cache_dir = cache_dir or default_cache_dir()
+        # ONNX Runtime's threads for this encoder (None: one per core). An importer beside
+        # answering gets fewer, so questions keep a core (bot: the import thread's encoder).
+        self.threads = threads
         self._model: SentenceTransformer | None = None
         self._onnx: OnnxEncoder | None = None
         self._lock = threading.Lock()
@@ -123,7 +127,7 @@ class Embedder:
         if self._onnx is None:
             with self._lock:
                 if self._onnx is None:
-                    self._onnx = OnnxEncoder.load(self.model_path, self.cache_dir)
+                    self._onnx = OnnxEncoder.load(self.model_path, self.cache_dir, self.threads)
         return self._onnx
 
     def _load(self) -> SentenceTransformer:
@@ -188,7 +192,7 @@ class Embedder:
 class OnnxEncoder:
     """The model's transformer, mean pooling and L2 normalisation as one ONNX Runtime graph."""
 
-    def __init__(self, graph: Path, model_path: Path):
+    def __init__(self, graph: Path, model_path: Path, threads: int | None = None):
         _offline()
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -198,6 +202,8 @@ class OnnxEncoder:
         # Idle workers would spin after each encode: measured with one reader, the bot used
         # 168% CPU spinning and 87% without, at the same latency (BENCHMARKS.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
         # ONNX Runtime's own C++ log goes straight to stderr; only errors belong there.
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
@@ -208,7 +214,7 @@ class OnnxEncoder:
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     @classmethod
-    def load(cls, model_path: Path, cache_dir: Path) -> OnnxEncoder:
+    def load(cls, model_path: Path, cache_dir: Path, threads: int | None = None) -> OnnxEncoder:
         """Open the cached graph for this model, exporting it first when there is none."""
         import onnxruntime
 
@@ -217,7 +223,7 @@ class OnnxEncoder:
         if not graph.is_file():
             _export(model_path, graph)
         try:
-            return cls(graph, model_path)
+            return cls(graph, model_path, threads)
         except Exception as exc:
             raise ModelError(f"cannot open the ONNX graph {graph}: {exc}") from exc
 

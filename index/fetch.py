@@ -1,14 +1,20 @@
-"""Polite, safe HTTP for sources: timeouts, retries, size and redirect limits, robots.txt, SSRF."""
+"""Polite, safe HTTP for sources: timeouts, retries, size and redirect limits, robots.txt, SSRF.
+
+Deadlines: `read_timeout` between bytes, `total_timeout` for one `get` with all its retries,
+redirects and waits, `deadline` for everything one Fetcher does (one source's refresh or
+probe), so a server trickling a byte at a time costs at most those, never their product.
+
+The private-address guard runs where the socket is opened: the fetcher resolves a host
+once, checks every address, and connects to the address it checked (DNS rebinding cannot
+slip a second, private answer in between).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import ipaddress
 import logging
 import random
 import re
-import socket
 import time
 import urllib.robotparser
 from collections.abc import Mapping
@@ -19,22 +25,15 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from .addresses import AddressRefused, guarded_transport, public_addresses
+from .decode import decode_body
+
 log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = "coverbot/0.1 (+https://github.com/coverbot)"
 MB = 1024 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ROBOTS_TTL = 3600.0
-_RESOLVE_TTL = 300.0
-_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
-_XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)["']""")
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 class FetchError(Exception):
@@ -63,7 +62,10 @@ class FetchSettings:
     user_agent: str = DEFAULT_USER_AGENT
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    # One `get`, retries and redirects included.
     total_timeout: float = 120.0
+    # Everything one Fetcher does: one source's refresh (all its pages) or one probe.
+    deadline: float = 600.0
     retries: int = 3
     backoff: float = 1.0
     max_backoff: float = 30.0
@@ -145,95 +147,20 @@ class ValidatorCache:
         return cls({url: e for url, e in entries.items() if e})
 
 
-# -- text decoding --------------------------------------------------------------------------
-
-
-def _codec(name: str | None) -> str | None:
-    """A Python codec name for a declared charset; Latin-1 labels mean windows-1252 (WHATWG)."""
-    if not name:
-        return None
-    try:
-        codec = codecs.lookup(name.strip()).name
-    except LookupError:
-        return None
-    return "cp1252" if codec in ("latin-1", "iso8859-1", "ascii") else codec
-
-
-def decode_body(data: bytes, declared: str | None = None) -> str:
-    """Bytes to text: BOM, declared charset, <meta>/<?xml?> declaration, UTF-8, else detect."""
-    for bom, bom_codec in _BOMS:
-        if data.startswith(bom):
-            return data.decode(bom_codec, "replace")
-    head = data[:4096]
-    match = _XML_ENCODING_RE.match(head) or _CHARSET_RE.search(head)
-    candidates: list[str | None] = [
-        _codec(declared),
-        _codec(match.group(1).decode("ascii") if match else None),
-        "utf-8",
-    ]
-    for codec in candidates:
-        if codec:
-            try:
-                return data.decode(codec)
-            except (UnicodeDecodeError, LookupError):
-                continue
-    return _detect(data)
-
-
-def _detect(data: bytes) -> str:
-    """Guess the encoding; windows-1252 (the web's default) unless it reads worse than another.
-
-    charset_normalizer alone tells Latin code pages apart badly (it reads Portuguese as Baltic
-    cp1257), so any guess no less "chaotic" than windows-1252 loses to it.
-    """
-    import charset_normalizer
-
-    matches = list(charset_normalizer.from_bytes(data))
-    if not matches:
-        return data.decode("utf-8", "replace")
-    best = min(m.chaos for m in matches)
-    for match in matches:
-        if match.encoding == "cp1252" and match.chaos <= best:
-            return str(match)
-    return str(matches[0])
-
-
-# -- address checks -------------------------------------------------------------------------
-
-
-def _address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why an address is not a public one, or None when it is."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for label in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
-        if getattr(ip, f"is_{label}"):
-            return label.replace("_", "-")
-    return None if ip.is_global else "not globally routable"
-
-
 async def check_public_url(url: str, allow_private: bool = False) -> None:
-    """Refuse URLs that are not http(s) or whose host resolves to a non-public address."""
+    """Refuse URLs that are not http(s) or whose host resolves to a non-public address.
+
+    A check before the fact, for a clear answer to an admin; the fetcher itself checks the
+    address it connects to (`GuardedBackend`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(url, "not an http(s) URL")
     if allow_private:
         return
-    host = parts.hostname
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = await asyncio.to_thread(
-                socket.getaddrinfo, host, parts.port or 443, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:
-            raise FetchError(url, f"cannot resolve {host}") from exc
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for ip in addresses:
-        problem = _address_problem(ip)
-        if problem:
-            shown = host if str(ip) == host else f"{host} resolves to {ip}"
-            raise FetchError(url, f"private address ({shown}: {problem})")
+        await public_addresses(parts.hostname, parts.port or 443)
+    except AddressRefused as exc:
+        raise FetchError(url, exc.reason) from exc
 
 
 # -- the fetcher ----------------------------------------------------------------------------
@@ -270,6 +197,9 @@ class Fetcher:
         self.settings = settings or FetchSettings()
         self.validators = validators if validators is not None else ValidatorCache()
         s = self.settings
+        if transport is None and not s.allow_private:
+            transport = guarded_transport()
+        self._deadline = time.monotonic() + s.deadline
         self._client = httpx.AsyncClient(
             headers={"User-Agent": s.user_agent},
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
@@ -280,7 +210,6 @@ class Fetcher:
         self._host_limits: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, tuple[float, urllib.robotparser.RobotFileParser]] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
-        self._checked_hosts: dict[str, float] = {}
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -309,16 +238,32 @@ class Fetcher:
         if params:
             url = str(httpx.URL(url).copy_merge_params(dict(params)))
         s = self.settings
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(url, f"deadline of {s.deadline:g}s for this source passed")
+        budget = min(s.total_timeout, remaining)
+        ends = time.monotonic() + budget
+        try:
+            async with asyncio.timeout(budget):
+                return await self._attempts(url, conditional, robots, dict(headers or {}), ends)
+        except TimeoutError:
+            raise FetchError(url, f"timeout (no answer within {budget:g}s)") from None
+
+    async def _attempts(
+        self, url: str, conditional: bool, robots: bool, headers: dict[str, str], ends: float
+    ) -> FetchResponse:
+        """`get`'s retries with backoff, inside its deadline (`ends`, monotonic)."""
+        s = self.settings
         for attempt in range(s.retries + 1):
             try:
-                return await self._follow(url, conditional, robots, dict(headers or {}))
+                return await self._follow(url, conditional, robots, headers)
             except _Retryable as exc:
                 delay = min(s.max_backoff, s.backoff * 2**attempt) * random.uniform(0.5, 1.0)
                 if exc.retry_after is not None:
                     if exc.retry_after > s.max_retry_after:
                         raise exc.error from None
                     delay = max(delay, exc.retry_after)
-                if attempt == s.retries:
+                if attempt == s.retries or time.monotonic() + delay >= ends:
                     raise exc.error from None
                 log.info("retrying %s in %.2fs: %s", url, delay, exc.error.reason)
                 await asyncio.sleep(delay)
@@ -331,7 +276,9 @@ class Fetcher:
         seen: list[str] = []
         current = url
         while True:
-            await self._check_host(current)
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError(current, "not an http(s) URL")
             if robots and not await self.allowed_by_robots(current):
                 raise FetchError(current, "blocked by robots.txt")
             hop_headers = dict(headers)
@@ -352,15 +299,6 @@ class Fetcher:
             if len(seen) > self.settings.max_redirects:
                 raise FetchError(url, f"too many redirects (> {self.settings.max_redirects})")
 
-    async def _check_host(self, url: str) -> None:
-        """check_public_url, remembered per host for a few minutes."""
-        parts = urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
-        if self._checked_hosts.get(key, 0.0) > time.monotonic():
-            return
-        await check_public_url(url, self.settings.allow_private)
-        self._checked_hosts[key] = time.monotonic() + _RESOLVE_TTL
-
     def _host_limit(self, url: str) -> asyncio.Semaphore:
         host = urlsplit(url).netloc.lower()
         if host not in self._host_limits:
@@ -370,9 +308,11 @@ class Fetcher:
     async def _request(self, url: str, headers: dict[str, str]) -> FetchResponse:
         """A single request, streamed under the size limit; errors mapped to FetchError."""
         try:
-            async with self._host_limit(url), asyncio.timeout(self.settings.total_timeout):
+            async with self._host_limit(url):
                 return await self._stream(url, headers)
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except AddressRefused as exc:
+            raise FetchError(url, exc.reason) from None
+        except httpx.TimeoutException as exc:
             raise _Retryable(FetchError(url, "timeout")) from exc
         except httpx.DecodingError as exc:
             raise FetchError(url, "bad content encoding") from exc

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -12,38 +15,10 @@ from pathlib import Path
 
 from .articles import Article
 from .passages import Passage, Span
+from .schema import SCHEMA, SCHEMA_VERSION, upgrade
+from .storage import storage_error
 
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS articles (
-    key TEXT PRIMARY KEY,
-    url TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    published_at TEXT,
-    updated_at TEXT,
-    author TEXT,
-    source TEXT,
-    tags TEXT NOT NULL DEFAULT '[]',
-    category TEXT,
-    ext_id TEXT,
-    content_hash TEXT NOT NULL,
-    indexed_at TEXT NOT NULL,
-    first_seen TEXT
-);
-CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at);
-CREATE TABLE IF NOT EXISTS passages (
-    id TEXT PRIMARY KEY,
-    article_key TEXT NOT NULL REFERENCES articles (key) ON DELETE CASCADE,
-    ordinal INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    sentences TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS passages_article ON passages (article_key, ordinal);
-"""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,33 +42,6 @@ def _stamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("first_seen times must be timezone-aware")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """Bring a store made by an older coverbot up to this schema, in place."""
-    columns = {r["name"] for r in conn.execute("PRAGMA table_info(articles)")}
-    if "first_seen" not in columns:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have upgraded the store while this one waited for the lock.
-            columns = {r["name"] for r in conn.execute("PRAGMA table_info(articles)")}
-            if "first_seen" not in columns:
-                conn.execute("ALTER TABLE articles ADD COLUMN first_seen TEXT")
-                # Schema 1 kept only the last indexing time ("...T12:00:00+00:00"): the best
-                # known arrival, written in first_seen's microsecond form.
-                conn.execute(
-                    "UPDATE articles SET first_seen = substr(indexed_at, 1, 19) || "
-                    "'.000000+00:00' WHERE first_seen IS NULL"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    conn.execute("CREATE INDEX IF NOT EXISTS articles_first_seen ON articles (first_seen)")
-    conn.execute(
-        "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
-        (str(SCHEMA_VERSION), SCHEMA_VERSION),
-    )
 
 
 def _row_to_article(row: sqlite3.Row) -> StoredArticle:
@@ -123,25 +71,60 @@ class ArticleStore:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # this user's only; SQLite gives -wal/-shm the same
+            os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o600))
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        # Set when the files cannot be written (read-only data dir): reads still work.
+        self.read_only = False
+        conn = self._conn()
+        if self._schema_version(conn) != str(SCHEMA_VERSION):  # a current store needs no write
+            conn.executescript(SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
-            _upgrade(conn)
+            upgrade(conn)
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> str | None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else str(row[0])
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = self._connect()
             self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                conn.row_factory = sqlite3.Row
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                # A WAL store in a read-only folder cannot even be opened for reading.
+                cannot_open = any(t in str(exc) for t in ("unable to open", "disk I/O error"))
+                if not self.path.is_file() or not (cannot_open or storage_error(exc, self.path)):
+                    raise
+                log.warning("%s cannot be written (%s): reading it as it is", self.path, exc)
+                self.read_only = True
+        # Nothing can change a read-only store, so SQLite may skip its WAL locking.
+        uri = self.path.resolve().as_uri() + "?immutable=1"
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         return conn
 
     def close(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,17 +89,62 @@ def make_client(path: Path | None = None, url: str | None = None) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
+_CANNOT_WRITE = ("readonly", "read-only", "disk is full", "no space left", "unable to open")
+
+
+def open_embedded(path: Path) -> tuple[Any, Path | None]:
+    """An embedded client for `path`, and the snapshot folder it reads instead when `path`
+    cannot be written (Chroma writes to its SQLite file even to open it): answering then
+    works from a read-only or full data dir, as long as the temp folder has room."""
+    try:
+        return make_client(path), None
+    except Exception as exc:
+        if not any(text in str(exc).lower() for text in _CANNOT_WRITE):
+            raise
+        snapshot = Path(tempfile.mkdtemp(prefix="coverbot-chroma-"))
+        log.warning("%s cannot be written (%s); reading a copy in %s", path, exc, snapshot)
+        try:
+            shutil.copytree(path, snapshot, dirs_exist_ok=True)
+            return make_client(snapshot), snapshot
+        except BaseException:
+            shutil.rmtree(snapshot, ignore_errors=True)
+            raise
+
+
 class VectorStore:
     """Passage vectors in one Chroma collection, cosine space."""
 
-    def __init__(self, client: Any, name: str = COLLECTION, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        client: Any,
+        name: str = COLLECTION,
+        embedder: Embedder | None = None,
+        path: Path | None = None,
+        snapshot: Path | None = None,
+    ):
         self.client = client
         self.name = name
+        # The generation folder this collection belongs to (embedded Chroma), and the copy
+        # read instead when that folder cannot be written (`open_embedded`).
+        self.path = path or Path(".")
+        self.snapshot = snapshot
         self.collection: Collection = client.get_or_create_collection(
             name=name,
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
             embedding_function=_embedding_function(embedder),
         )
+
+    def close(self) -> None:
+        """Let go of the collection; an embedded store's files are closed once no other
+        client of this process uses them, so the next open reads them afresh."""
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # closing must never fail an answer
+                log.warning("closing Chroma failed", exc_info=True)
+        if self.snapshot is not None:
+            shutil.rmtree(self.snapshot, ignore_errors=True)
 
     def count(self) -> int:
         """Number of vectors stored."""

@@ -41,6 +41,9 @@ SHARED_FEEDS = Path(__file__).resolve().parent.parent.parent / "shared" / "feeds
 ROBOTS = "User-agent: *\nDisallow: /private/\n\nUser-agent: BadBot\nDisallow: /\n"
 HUGE_BYTES = 20 * 1024 * 1024
 SLOW_SECONDS = 1.0
+TRICKLE_SECONDS = 0.05
+BIG_FEED_ITEMS = 3000
+MANY_SITEMAPS = 500
 TEST_SETTINGS = FetchSettings(
     allow_private=True,
     connect_timeout=2.0,
@@ -196,6 +199,27 @@ async def serve_fault(request: web.Request, name: str) -> web.StreamResponse:
         return web.Response(text="ok")
     if name == "500":
         return web.Response(status=500, text="Internal Server Error")
+    if name == "big-feed.rss":  # BIG_FEED_ITEMS items, each with its full text
+        return web.Response(text=_big_feed(site), content_type="application/rss+xml")
+    if name == "many-sitemaps.xml":  # an index of MANY_SITEMAPS children
+        rows = "".join(
+            f"<sitemap><loc>{site.url(f'/fault/child-{i}.xml')}</loc>"
+            f"<lastmod>2025-01-{1 + i % 28:02d}</lastmod></sitemap>"
+            for i in range(MANY_SITEMAPS)
+        )
+        body = f'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{rows}</sitemapindex>'
+        return web.Response(text=body, content_type="application/xml")
+    if name.startswith("child-"):  # one child of many-sitemaps.xml: an empty url set
+        site.hits["/fault/child-*"] += 1
+        body = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"></urlset>'
+        return web.Response(text=body, content_type="application/xml")
+    if name == "trickle":  # a byte every TRICKLE_SECONDS: never idle long enough to time out
+        response = web.StreamResponse(headers={"Content-Type": "application/rss+xml"})
+        await response.prepare(request)
+        for _ in range(600):
+            await response.write(b" ")
+            await asyncio.sleep(TRICKLE_SECONDS)
+        return response
     if name == "flaky":
         if site.flaky_failures > 0:
             site.flaky_failures -= 1
@@ -243,6 +267,21 @@ async def serve_fault(request: web.Request, name: str) -> web.StreamResponse:
     if name == "local-file":  # a body feedparser would once have opened as a file name
         return web.Response(text=site.local_file, content_type="application/xml")
     raise web.HTTPNotFound()
+
+
+def _big_feed(site: Site) -> str:
+    text = "<p>" + "A harbour story told at length. " * 20 + "</p>"
+    items = "".join(
+        f"<item><title>Story {i}</title><link>{site.url(f'/big/{i}/')}</link>"
+        f"<guid>{site.url(f'/big/{i}/')}</guid><content:encoded><![CDATA[{text}]]>"
+        "</content:encoded></item>"
+        for i in range(BIG_FEED_ITEMS)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Big</title>'
+        f"<link>{site.base}</link>{items}</channel></rss>"
+    )
 
 
 async def _huge(request: web.Request, declared: bool) -> web.StreamResponse:

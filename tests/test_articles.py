@@ -62,3 +62,30 @@ def test_record_normalises_fields() -> None:
     assert a.tags == ("aid", "ceasefire")
     assert a.id == "7"
     assert a.content_hash == article_from_record(a.to_dict()).content_hash
+
+
+def test_canonical_url_keeps_ipv6_brackets() -> None:
+    assert canonical_url("http://[::1]:18080/p/3") == "http://[::1]:18080/p/3"
+    assert canonical_url("https://[2001:DB8::1]:443/a") == "https://[2001:db8::1]/a"
+    assert canonical_url(canonical_url("http://[::1]/x")) == "http://[::1]/x"
+
+
+BIDI_AND_JOINERS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200c\u200d\u200e\u200f"
+
+
+def test_bidi_controls_and_joiners_never_reach_the_article() -> None:
+    article = article_from_record(
+        {
+            "url": "https://example.com/a",
+            "title": "Invoice \u202efdp.exe",
+            "body": "Pay \u2066now\u2069 or \u200dlater\u200c.\n\nSecond \u202dpara.",
+            "author": "A\u200fB",
+            "tags": ["x\u202ey"],
+            "category": "c\u2067d",
+        }
+    )
+    fields = [article.title, article.body, article.author or "", article.category or ""]
+    for text in [*fields, *article.tags]:
+        assert not set(text) & set(BIDI_AND_JOINERS), repr(text)
+    assert article.title == "Invoice fdp.exe"
+    assert article.body == "Pay now or later.\n\nSecond para."

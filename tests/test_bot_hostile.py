@@ -159,7 +159,15 @@ def fuzz_bot(
     # Telegram's own pacing (30 messages/s) would make 2,000 messages take a minute; flood
     # control has its own test.
     limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
-    bot = start_bot(loop, sample_index, tmp_path_factory.mktemp("fuzz"), rate_limiter=limiter)
+    # Nor each reader's allowance: every private message here must get its reply
+    # (tests/test_fairness.py covers a reader over the allowance).
+    bot = start_bot(
+        loop,
+        sample_index,
+        tmp_path_factory.mktemp("fuzz"),
+        rate_limiter=limiter,
+        questions_per_minute=0,
+    )
     yield bot
     bot.shutdown()
     loop.close()

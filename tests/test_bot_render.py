@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from bot.sandbox import parse_telegram_html, utf16_len
 from bot.telegram import callbacks, render
 from index.answer import Answer, Excerpt
-from index.articles import Article
+from index.articles import Article, strip_controls
 from tests.conftest import Golden
 
 SEPARATOR = "\n----- next message -----\n"
@@ -158,13 +158,14 @@ def test_inline_results_are_single_valid_messages() -> None:
 @given(st.text(min_size=1, max_size=12_000), st.text(max_size=400), st.integers(0, 3))
 def test_every_part_is_valid_telegram_html_under_the_limit(text: str, title: str, n: int) -> None:
     """Whatever the excerpt holds (<, &, quotes, emoji, 12,000 characters), every part parses
-    and fits, and the parts together carry the excerpt verbatim."""
+    and fits, and the parts together carry the excerpt verbatim (less invisible controls,
+    which imports strip and rendering drops from text stored before)."""
     excerpts = tuple(
         excerpt(text, title=title, url=f'https://n.example/{i}?a=1&b="') for i in range(n + 1)
     )
     parts = render.answer_parts(Answer("q", True, excerpts, 0.5), 0, n + 1)
     plain = "".join(check_parts(parts))
-    assert "".join(text.split()) in "".join(plain.split())
+    assert "".join(strip_controls(text).split()) in "".join(plain.split())
 
 
 @settings(max_examples=200, deadline=None)
@@ -173,3 +174,14 @@ def test_split_text_covers_the_text(text: str, limit: int) -> None:
     pieces = render.split_text(text, limit)
     assert "".join(pieces) == text
     assert all(utf16_len(p) <= limit for p in pieces)
+
+
+def test_bidi_controls_stored_before_never_reach_readers() -> None:
+    # #12 item 12: "Invoice \u202efdp.exe" from a source reached readers in headlines and
+    # excerpts; text stored before imports stripped it is cleaned on the way out too.
+    hostile = excerpt("Pay \u2066now\u2069 or \u200dlater.", title="Invoice \u202efdp.exe")
+    answer = Answer("q", True, [hostile])
+    rendered = "".join(render.answer_parts(answer))
+    for control in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200c\u200d":
+        assert control not in rendered
+    assert "Invoice fdp.exe" in rendered and "Pay now or later." in rendered

@@ -70,9 +70,9 @@ def test_typing_shows_only_when_an_answer_is_slow(
     bot.run(bot.wait_done(bot.run(sandbox.inject_message(fast, fast_reader, QUESTION))))
     ask = batcher.ask
 
-    async def slow_ask(question: str) -> Answer:
+    async def slow_ask(question: str, reader: int | None = None) -> Answer:
         await asyncio.sleep(1.0)  # an index busy with a refresh, say
-        return await ask(question)
+        return await ask(question, reader)
 
     monkeypatch.setattr(batcher, "ask", slow_ask)
     bot.run(bot.wait_done(bot.run(sandbox.inject_message(slow, slow_reader, QUESTION))))

@@ -213,3 +213,67 @@ async def test_default_fetcher_refuses_the_local_server(site: Site) -> None:
     async with Fetcher(FetchSettings(retries=0)) as strict:
         assert (await reason(strict, site.url("/feed/"))).startswith("private address")
     assert site.hits["/feed/"] == 0
+
+
+async def test_a_trickling_server_costs_one_deadline_not_one_per_retry(site: Site) -> None:
+    # A byte every 50 ms never trips the 0.3 s read timeout; retries must not multiply the
+    # 1 s deadline of one fetch (#12 item 9: 4 x 120 s + backoff = 486 s before).
+    settings = dataclasses.replace(TEST_SETTINGS, total_timeout=1.0, retries=3)
+    async with Fetcher(settings) as fetcher:
+        started = time.monotonic()
+        assert (await reason(fetcher, site.url("/fault/trickle"))).startswith("timeout")
+        assert time.monotonic() - started < 1.8
+
+
+async def test_one_deadline_for_everything_a_fetcher_does(site: Site) -> None:
+    settings = dataclasses.replace(TEST_SETTINGS, total_timeout=0.6, deadline=1.0, retries=0)
+    async with Fetcher(settings) as fetcher:
+        started = time.monotonic()
+        for _ in range(3):
+            with pytest.raises(FetchError):
+                await fetcher.get(site.url("/fault/trickle"))
+        assert "deadline" in await reason(fetcher, site.url("/feed/"))
+        assert time.monotonic() - started < 1.6
+    assert site.hits["/feed/"] == 0
+
+
+async def test_the_fetcher_connects_to_the_address_it_checked(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DNS rebinding (#12 item 8): the first answer is public, every later one is this
+    # machine. The fetcher must connect to what it checked, never look the name up again.
+    real = socket.getaddrinfo
+    port = int(site.base.rsplit(":", 1)[1])
+    lookups: list[str] = []
+
+    def rebinding(host: str | bytes, *args: object, **kwargs: object) -> object:
+        name = host.decode() if isinstance(host, bytes) else host  # anyio passes bytes
+        if name != "news.rebind.test":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        lookups.append(name)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    async with Fetcher(FetchSettings(retries=0, connect_timeout=1.0)) as strict:
+        # The connection goes to the checked public address (refused offline: tests never
+        # leave this machine); before the fix it went to 127.0.0.1 and fetched the feed.
+        with pytest.raises(FetchError):
+            await strict.get(f"http://news.rebind.test:{port}/feed/")
+    assert site.hits["/feed/"] == 0
+    assert lookups == ["news.rebind.test"]
+
+
+async def test_a_host_resolving_to_a_private_address_is_refused_at_connect(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = int(site.base.rsplit(":", 1)[1])
+
+    def loopback(host: str, *args: object, **kwargs: object) -> object:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback)
+    async with Fetcher(FetchSettings(retries=0)) as strict:
+        found = await reason(strict, f"http://inside.example:{port}/feed/")
+    assert found == "private address (inside.example resolves to 127.0.0.1: loopback)"
+    assert site.hits["/feed/"] == 0

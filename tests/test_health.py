@@ -154,3 +154,11 @@ def record(**fields: object) -> SourceRecord:
 )
 def test_refresh_is_late_after_three_intervals(source: SourceRecord, ok: bool) -> None:
     assert check_refresh([source], EVERY_30_MIN, NOW).ok is ok
+
+
+def test_a_damaged_current_fails_the_index_check_with_the_fix(served: Config) -> None:
+    # #12 item 3: `coverbot health` (the image's HEALTHCHECK) must name a damaged pointer,
+    # not crash on it, and must never repair or remove anything.
+    (served.data_dir / "CURRENT").write_text("garbage\n")
+    check = check_index(served)
+    assert not check.ok and "CURRENT is damaged" in check.detail and "echo gen-" in check.detail

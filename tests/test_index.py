@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from index.articles import article_from_record
-from index.coverage import CoverageIndex
+from index.coverage import CoverageIndex, ImportReport
 from tests.conftest import SAMPLE_QUESTIONS, sample_articles
 
 
@@ -142,3 +142,8 @@ def test_recency_breaks_ties(fresh_index: CoverageIndex) -> None:
     fresh_index.import_articles([old, new])
     answer = fresh_index.ask("Did the Rafah crossing reopen for aid trucks?")
     assert [e.url for e in answer.excerpts] == ["https://n.example/new", "https://n.example/old"]
+
+
+def test_import_summary_counts_in_words() -> None:
+    assert "embedded 1 passage in" in ImportReport(passages_embedded=1).summary()
+    assert "embedded 2 passages in" in ImportReport(passages_embedded=2).summary()

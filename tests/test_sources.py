@@ -455,3 +455,34 @@ def test_make_source() -> None:
         "per_page": 50,
         "max_pages": 500,
     }
+
+
+# -- fan-out caps (#12 item 10) --------------------------------------------------------------
+
+
+async def test_a_huge_feed_is_read_up_to_max_items_and_says_so(
+    site: Site, fetcher: Fetcher
+) -> None:
+    source = FeedSource(site.url("/fault/big-feed.rss"), max_items=50)
+    batch = await source.fetch(fetcher, None)
+    assert len(batch.articles) == 50
+    assert [a.title for a in batch.articles[:2]] == ["Story 0", "Story 1"]  # newest first
+    assert batch.notes == [f"{source.url} lists 3000 items; read the first 50 (max_items)"]
+    assert FeedSource(site.url("/feed/")).max_items == 200
+
+
+async def test_a_sitemap_index_of_500_children_is_read_in_slices(
+    site: Site, fetcher: Fetcher
+) -> None:
+    source = SitemapSource(site.url("/fault/many-sitemaps.xml"), max_sitemaps=20)
+    batch = await source.fetch(fetcher, None)
+    assert site.hits["/fault/child-*"] == 20
+    assert batch.notes == [
+        f"{source.url}: read 20 of 500 changed sitemaps (max_sitemaps); the rest next time"
+    ]
+    assert batch.seen_urls is None  # a partial listing must not delete anything
+    assert batch.complete
+    again = await source.fetch(fetcher, batch.cursor)  # the next 20, not the same ones
+    assert site.hits["/fault/child-*"] == 40
+    assert len(again.cursor["sitemaps"]) == 1 + 40
+    assert SitemapSource(site.url("/sitemap_index.xml")).max_sitemaps == 50

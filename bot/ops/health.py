@@ -80,19 +80,25 @@ def check_state(config: Config) -> tuple[Check, list[SourceRecord] | None]:
 
 def check_index(config: Config) -> Check:
     """The serving generation opens: its article store and its Chroma collection."""
-    from index import CoverageIndex, serving_generation
+    from index import CoverageIndex, IndexPointerError, RebuildInProgress, serving_generation
 
-    generation = serving_generation(config.data_dir)
+    try:
+        generation = serving_generation(config.data_dir)
+    except IndexPointerError as exc:
+        return Check("index", False, str(exc))
     if generation is None or not (config.data_dir / generation).is_dir():
         return Check("index", False, f"no index in {config.data_dir} (the bot creates it)")
     settings = config.index_settings()
     where = settings.chroma_url or "embedded Chroma"
     try:
         index = CoverageIndex(config.data_dir, settings, generation=generation)
+        index.open_wait = 0.0  # a health check never waits for a writer
         try:
             stats = index.stats()
         finally:
             index.close()
+    except RebuildInProgress:
+        return Check("index", True, f"{generation} ({where}): being written by an import")
     except Exception as exc:  # whatever breaks the store is the finding
         return Check("index", False, f"{generation} ({where}): {_reason(exc)}")
     counts = f"{plural(stats.articles, 'article')}, {plural(stats.vectors or 0, 'vector')}"

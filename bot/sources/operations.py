@@ -98,7 +98,7 @@ async def remove_source(
     record, only_here = removed
     purged = 0
     if purge and only_here:
-        purged = await services.batcher.call(remove_articles, services.index, only_here)
+        purged = await services.batcher.call_write(remove_articles, services.index, only_here)
     log.info("source #%d %s removed (%d articles purged)", record.id, record.url, purged)
     return record, purged
 
@@ -109,7 +109,7 @@ async def purge_url(services: Services, url: str) -> bool:
         url = canonical_url(url.strip())
     except ArticleError as exc:
         raise AdminError(f"Not an article URL: {exc}.") from exc
-    found = await services.batcher.call(services.index.remove, url)
+    found = await services.batcher.call_write(services.index.remove, url)
     await asyncio.to_thread(services.state.sources.forget_url, url)
     log.info("purged %s (%s)", url, "removed" if found else "was not indexed")
     return bool(found)

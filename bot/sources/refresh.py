@@ -29,7 +29,6 @@ from index import (
     ValidatorCache,
     make_source,
     rebuild_lock,
-    serving_generation,
 )
 
 log = logging.getLogger(__name__)
@@ -93,20 +92,10 @@ async def refresh(
 
 
 async def follow_generation(services: Services) -> None:
-    """Serve the generation another process (`coverbot reindex`) switched to, if any.
-
-    The new index is opened, and the old one closed, on the index thread: its database
-    connections belong to that thread.
-    """
-    index = services.index
-    serving = serving_generation(index.data_dir)
-    if serving and serving != index.generation:
-        log.info("index generation %s replaced %s; following it", serving, index.generation)
-        fresh = await services.batcher.call(
-            CoverageIndex, index.data_dir, index.settings, index.embedder
-        )
-        old = services.swap_index(fresh)
-        await services.batcher.call(old.close)
+    """Serve the generation another process (`coverbot reindex`, `coverbot import` beside
+    the bot) switched to, if any; on the answering thread, which owns the connections.
+    The index also does this itself before every answer."""
+    await services.batcher.call(services.index.follow)
 
 
 async def _refresh_locked(
@@ -148,10 +137,11 @@ async def refresh_source(
     validators = ValidatorCache.from_json(record.validators)
     full = record.refreshes % services.config.refresh.full_listing_every == 0
     try:
-        source = make_source(record.kind, record.url, **record.options)
+        options = {**services.config.refresh.source_limits(record.kind), **record.options}
+        source = make_source(record.kind, record.url, **options)
         async with Fetcher(services.config.fetch, validators=validators) as fetcher:
             batch = await source.fetch(fetcher, record.cursor, full_listing=full)
-        imported = await services.batcher.call(services.index.import_articles, batch.articles)
+        imported = await services.batcher.call_write(services.index.import_articles, batch.articles)
     except Exception as exc:  # one source's failure, whatever it is, stays with that source
         if not isinstance(exc, FetchError | ValueError):
             log.exception("refreshing source %s failed", record.url)
@@ -189,6 +179,7 @@ def _count(report: SourceReport, imported: ImportReport, batch: SourceBatch) -> 
     report.added, report.updated = imported.added, imported.updated
     report.unchanged = imported.unchanged
     report.failed = imported.failed + len(batch.rejected)
+    report.notes = list(batch.notes)
     reasons = [f"{where}: {why}" for where, why in batch.rejected] + imported.errors
     report.rejected = reasons[:_REJECTIONS_KEPT]
 
@@ -227,7 +218,7 @@ async def _remove_gone(services: Services, record: SourceRecord, batch: SourceBa
         log.warning("%s listed nothing; not removing its %d articles", record.url, len(held))
         return set()
     keep = await asyncio.to_thread(registry.held_elsewhere, record.id, gone)
-    await services.batcher.call(remove_articles, services.index, gone - keep)
+    await services.batcher.call_write(remove_articles, services.index, gone - keep)
     return gone
 
 
@@ -244,4 +235,5 @@ def summary_line(item: SourceReport) -> str:
         f"added {item.added}, updated {item.updated}, removed {item.removed}, "
         f"unchanged {item.unchanged}, failed {item.failed} in {item.seconds:.1f}s"
     )
-    return counts + (f"; FAILING: {item.error}" if item.error else "")
+    notes = "".join(f"; {note}" for note in item.notes)
+    return counts + notes + (f"; FAILING: {item.error}" if item.error else "")

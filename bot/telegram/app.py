@@ -140,7 +140,12 @@ def open_services(config: Config, index: CoverageIndex | None = None) -> Service
     state.sources.seed((s.kind, s.url, s.name) for s in config.sources)
     return Services(
         index=index,
-        batcher=AskBatcher(index, metrics=metrics),
+        batcher=AskBatcher(
+            index,
+            metrics=metrics,
+            per_minute=config.telegram.questions_per_minute,
+            burst=config.telegram.questions_burst,
+        ),
         state=state,
         config=ServiceConfig(
             telegram=config.telegram,

@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     InlineQueryResultArticle,
     InlineQueryResultsButton,
@@ -18,6 +19,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ParseMode
 
+from bot.batcher import ReaderBusy
 from bot.services import BotContext
 from bot.telegram import callbacks, render
 from bot.telegram.replies import drop_more_button, send_parts
@@ -61,16 +63,32 @@ def addressed_question(message: Message, username: str, bot_id: int) -> str | No
 
 
 async def answer_question(
-    context: BotContext, chat_id: int, question: str, reply_to: int | None = None
+    context: BotContext,
+    chat_id: int,
+    question: str,
+    reply_to: int | None = None,
+    reader: int | None = None,
 ) -> None:
-    """Typing, the core's answer, then the excerpts with their buttons, or the decline."""
+    """Typing, the core's answer, then the excerpts with their buttons, or the decline;
+    a reader over their allowance is asked, once, to slow down."""
     services = context.services
-    answer = await _with_typing(context, chat_id, services.batcher.ask(question))
+    try:
+        answer = await _with_typing(context, chat_id, services.batcher.ask(question, reader))
+    except ReaderBusy as busy:
+        if busy.notify:
+            await send_parts(context, chat_id, [render.slow_down_message(busy.retry_after)])
+        return
     if not answer.answered or not answer.excerpts:
         await send_parts(context, chat_id, [render.decline_message()], reply_to=reply_to)
         return
     urls = tuple(e.url for e in answer.excerpts)
-    answer_id = await asyncio.to_thread(services.state.save_answer, chat_id, answer.question, urls)
+    try:
+        answer_id: str | None = await asyncio.to_thread(
+            services.state.save_answer, chat_id, answer.question, urls
+        )
+    except (OSError, SQLAlchemyError) as exc:  # a full disk: answer without the buttons
+        log.warning("answer not kept for its buttons (the state database refused): %s", exc)
+        answer_id = None
     await send_answer_page(context, chat_id, answer, answer_id, 0, reply_to)
 
 
@@ -88,13 +106,18 @@ async def send_answer_page(
     context: BotContext,
     chat_id: int,
     answer: Answer,
-    answer_id: str,
+    answer_id: str | None,
     start: int,
     reply_to: int | None = None,
 ) -> None:
-    """Excerpts from ``start`` (one page), with feedback buttons and "More" if some are left."""
+    """Excerpts from ``start`` (one page), with feedback buttons and "More" if some are left
+    (no buttons when the answer could not be kept: ``answer_id`` None)."""
     per_message, total = context.services.config.telegram.excerpts_per_message, len(answer.excerpts)
-    keyboard = render.answer_keyboard(answer_id, start, min(per_message, total - start), total)
+    keyboard = (
+        render.answer_keyboard(answer_id, start, min(per_message, total - start), total)
+        if answer_id is not None
+        else None
+    )
     parts = render.answer_parts(answer, start, per_message)
     await send_parts(context, chat_id, parts, keyboard, reply_to)
 
@@ -116,7 +139,8 @@ async def ask(context: BotContext, message: Message, question: str) -> None:
     if problem is not None:
         await send_parts(context, message.chat_id, [problem], reply_to=reply_to)
     else:
-        await answer_question(context, message.chat_id, question, reply_to)
+        reader = message.from_user.id if message.from_user else message.chat_id
+        await answer_question(context, message.chat_id, question, reply_to, reader)
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -242,7 +266,8 @@ async def on_example(update: Update, context: BotContext) -> None:
         await query.answer(render.stale_button_notice())
         return
     await query.answer(render.shorten(examples[press.index], 200))
-    await answer_question(context, query.message.chat.id, examples[press.index])
+    reader = query.from_user.id if query.from_user else None
+    await answer_question(context, query.message.chat.id, examples[press.index], None, reader)
 
 
 async def on_stale_button(update: Update, context: BotContext) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bot.telegram import callbacks
 from bot.types import plural
-from index import Answer, Article, Excerpt
+from index import Answer, Article, Excerpt, strip_controls
 
 MAX_UNITS = 4096
 MAX_TITLE_CHARS = 200
@@ -29,7 +29,9 @@ def utf16_units(text: str) -> int:
 
 
 def _clean(text: str) -> str:
-    """Replace lone surrogates, which no Telegram message can carry."""
+    """Drop bidi controls and joiners (text stored before they were stripped on the way
+    in) and replace lone surrogates, which no Telegram message can carry."""
+    text = strip_controls(text)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -191,6 +193,15 @@ def decline_message() -> str:
     return (
         "I could not find this in our coverage, so I will not guess.\n"
         "Try other words, or see /latest for the newest stories."
+    )
+
+
+def slow_down_message(seconds: float) -> str:
+    """Said once when a reader asks faster than their allowance."""
+    wait = max(1, round(seconds))
+    return (
+        "You are asking faster than I can answer everyone. "
+        f"Please wait {wait} second{'s' if wait != 1 else ''}, then ask again."
     )
 
 

@@ -49,11 +49,18 @@ class SourceBatch:
     seen_urls: set[str] | None = None
     cursor: Cursor = field(default_factory=dict)
     complete: bool = True
+    # Limits that were hit ("read 200 of 100000 feed items (max_items)"), for the report.
+    notes: list[str] = field(default_factory=list)
 
     def reject(self, where: str, reason: str) -> None:
         """Record an item that was skipped, and why."""
         log.info("rejected %s: %s", where, reason)
         self.rejected.append((where, reason))
+
+    def note(self, message: str) -> None:
+        """Record a limit that was hit: nothing failed, but not everything was read."""
+        log.warning("%s", message)
+        self.notes.append(message)
 
 
 class Source(ABC):

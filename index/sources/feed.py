@@ -137,6 +137,9 @@ class FeedSource(Source):
     fetch_pages: Literal["auto", "always", "never"] = "auto"
     min_content_chars: int = 400
     remember: int = 2000
+    # Items read per poll, newest first as feeds list them: a feed of 100,000 items must not
+    # turn into 100,000 page requests.
+    max_items: int = 200
 
     async def probe(self, fetcher: Fetcher) -> None:
         """The URL must parse as a feed."""
@@ -154,8 +157,15 @@ class FeedSource(Source):
             return SourceBatch(cursor={"entries": known})
         parsed = parse_feed(response)
         batch = SourceBatch()
+        entries = parsed.entries
+        if len(entries) > self.max_items:
+            batch.note(
+                f"{self.url} lists {len(entries)} items; read the first {self.max_items} "
+                "(max_items)"
+            )
+            entries = entries[: self.max_items]
         todo: dict[str, tuple[str, Any]] = {}
-        for i, entry in enumerate(parsed.entries):
+        for i, entry in enumerate(entries):
             link = entry_link(entry)
             if link is None:
                 batch.reject(f"{self.url} item {i + 1}", "no usable link")

@@ -94,6 +94,13 @@ class _Walk:
     old: Mapping[str, Any]
     new: dict[str, Any] = field(default_factory=dict)
     hints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Child sitemaps fetched, and changed ones left for a later fetch by `max_sitemaps`.
+    fetched: int = 0
+    deferred: int = 0
+
+
+class _Deferred(Exception):
+    """A changed child sitemap over this fetch's `max_sitemaps`: read next time."""
 
 
 @dataclass(slots=True)
@@ -102,7 +109,11 @@ class SitemapSource(Source):
 
     kind: ClassVar[str] = "sitemap"
     url: str
+    # Pages fetched per refresh; the rest come in later refreshes.
     max_pages: int = 500
+    # Child sitemaps fetched per refresh, newest lastmod first (an index of 5,000 children
+    # is read in slices, never at once).
+    max_sitemaps: int = 50
 
     async def probe(self, fetcher: Fetcher) -> None:
         """The URL must parse as a sitemap."""
@@ -124,6 +135,16 @@ class SitemapSource(Source):
             *(self._page(fetcher, u, walk.hints.get(u)) for u in todo[: self.max_pages])
         )
         unfinished = todo[self.max_pages :]
+        if unfinished:
+            batch.note(
+                f"{self.url}: fetched {self.max_pages} of {len(todo)} new or changed pages "
+                "(max_pages); the rest next time"
+            )
+        if walk.deferred:
+            batch.note(
+                f"{self.url}: read {walk.fetched} of {walk.fetched + walk.deferred} changed "
+                "sitemaps (max_sitemaps); the rest next time"
+            )
         for url, result in zip(todo, results, strict=False):
             if isinstance(result, Article):
                 batch.articles.append(result)
@@ -132,7 +153,7 @@ class SitemapSource(Source):
                 unfinished.append(url)
         # Pages that failed or did not fit in this fetch are tried again next time.
         batch.cursor = {"sitemaps": walk.new, "retry": sorted(unfinished)}
-        if batch.complete:
+        if batch.complete and not walk.deferred:  # a partial listing says nothing of deletions
             batch.seen_urls = {u for u in (safe_canonical(x) for x in listed) if u}
         return batch
 
@@ -148,7 +169,12 @@ class SitemapSource(Source):
             return
         old = walk.old.get(url)
         try:
-            doc = await self._document(fetcher, url, lastmod, old, walk, batch)
+            doc = await self._document(fetcher, url, lastmod, old, walk, batch, depth)
+        except _Deferred:
+            walk.deferred += 1
+            if old is not None:  # keep its pages listed until it is read again
+                walk.new[url] = old
+            return
         except FetchError as exc:
             if depth == 0:
                 raise
@@ -158,12 +184,15 @@ class SitemapSource(Source):
                 walk.new[url] = old
             return
         walk.new[url] = doc
-        children = doc.get("children", {})
+        # Newest first, never-read before read, so a capped fetch reads what changed most
+        # recently and slices through the rest over later fetches.
+        children = sorted(
+            doc.get("children", {}).items(),
+            key=lambda c: (c[1], c[0] not in walk.old),
+            reverse=True,
+        )
         await asyncio.gather(
-            *(
-                self._visit(fetcher, child, mod, depth + 1, walk, batch)
-                for child, mod in children.items()
-            )
+            *(self._visit(fetcher, child, mod, depth + 1, walk, batch) for child, mod in children)
         )
 
     async def _document(
@@ -174,10 +203,15 @@ class SitemapSource(Source):
         old: Mapping[str, Any] | None,
         walk: _Walk,
         batch: SourceBatch,
+        depth: int = 0,
     ) -> dict[str, Any]:
         """A sitemap file as stored in the cursor: {"lastmod", "children"} or {"pages"}."""
         if old is not None and lastmod and old.get("lastmod") == lastmod:
             return dict(old)  # the index says this child has not changed
+        if depth > 0:
+            if walk.fetched >= self.max_sitemaps:
+                raise _Deferred(url)
+            walk.fetched += 1
         if old is None:  # without the last copy a 304 would tell us nothing
             fetcher.validators.forget(url)
         response = await fetcher.get(url, conditional=True)
