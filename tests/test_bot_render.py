@@ -60,8 +60,15 @@ def test_marked_answer_keeps_the_text_verbatim(value: str, a: int, b: int) -> No
     span = (min(a, b), max(a, b))
     block = render.marked(value, 0, span)
     plain, _ = parse_telegram_html(block.html)
-    assert plain == value.encode("utf-8", "replace").decode("utf-8")
+    assert plain == strip_controls(value).encode("utf-8", "replace").decode("utf-8")
     assert block.units == utf16_len(plain)
+
+
+def test_the_mark_stays_on_its_sentence_when_controls_are_dropped() -> None:
+    body = "First\u200f one.\x07 The answer is 42."
+    start = body.index("The")
+    block = render.excerpt_blocks(excerpt(body, answer_span=(start, len(body))))[0]
+    assert "<b>The answer is 42.</b>" in block.html
 
 
 def test_answer_golden(golden: Golden) -> None:

@@ -161,8 +161,7 @@ def marked(value: str, offset: int, span: tuple[int, int] | None) -> Block:
     ``offset``) is bold: the sentence that answers. The text stays verbatim."""
     if span is None:
         return text(value)
-    lo = min(max(span[0] - offset, 0), len(value))
-    hi = min(max(span[1] - offset, 0), len(value))
+    lo, hi = (min(max(at - offset, 0), len(value)) for at in span)
     if lo >= hi:
         return text(value)
     return text(value[:lo]) + tag("b", text(value[lo:hi])) + text(value[hi:])
@@ -173,12 +172,15 @@ def excerpt_blocks(excerpt: Excerpt, limit: int = MAX_UNITS) -> list[Block]:
     answering sentence in bold."""
     head = headline(excerpt.url, excerpt.title, excerpt.published_at)
     pieces = split_text(_clean(excerpt.text), limit - head.units - 1)
+    span = excerpt.answer_span
+    if span is not None:  # into the cleaned text, which has no control characters
+        span = (len(_clean(excerpt.text[: span[0]])), len(_clean(excerpt.text[: span[1]])))
     offsets = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
     # A part of only whitespace would be an empty message, which Telegram refuses.
     chunks = [
         (o, c) for i, (o, c) in enumerate(zip(offsets, pieces, strict=True)) if not i or c.strip()
     ]
-    quotes = [tag("blockquote", marked(c, o, excerpt.answer_span)) for o, c in chunks]
+    quotes = [tag("blockquote", marked(c, o, span)) for o, c in chunks]
     return [join([head, quotes[0]]), *quotes[1:]]
 
 
