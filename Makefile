@@ -30,7 +30,7 @@ test: install
 
 # Everything but the tests marked slow (subprocesses, full corpora, big deliveries): < 60 s.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n auto
 
 lint: install
 	$(BIN)/ruff check bot index tests benchmarks

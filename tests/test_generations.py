@@ -75,6 +75,7 @@ def test_current_naming_a_missing_generation_or_missing_among_several(
     assert len(layout.generations(tmp_path)) == 2
 
 
+@pytest.mark.slow  # a second process
 def test_an_import_waits_for_another_writer_then_lands_in_what_serves(
     tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -106,6 +107,7 @@ def test_an_import_waits_for_another_writer_then_lands_in_what_serves(
     assert CoverageIndex(tmp_path, embedder=embedder).stats(with_vectors=False).articles == 6
 
 
+@pytest.mark.slow  # a second process
 def test_a_reader_is_never_written_under_and_follows_an_import_from_another_process(
     tmp_path: Path, embedder: Embedder
 ) -> None:
