@@ -18,9 +18,13 @@ import pytest
 
 from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder
+from tests.backends import chroma_server_wanted
 from tests.conftest import ROOT, sample_articles
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chroma_server_wanted(), reason="faults of the data dir's own Chroma files"),
+]
 
 
 def _namespaces() -> bool:
