@@ -89,5 +89,7 @@ def hybrid_search(
         else:
             fused = settings.dense_weight * d + (1 - settings.dense_weight) * ln
         out.append(ScoredPassage(pid, d, raw, ln, fused, dense_rank.get(pid), lex_rank.get(pid)))
-    out.sort(key=lambda s: s.fused, reverse=True)
+    # Ties are common where BM25's share is capped at 1.0; break them by the raw scores, then
+    # the id, so the order never depends on set iteration (string hashes vary per process).
+    out.sort(key=lambda s: (-s.fused, -s.lexical, -s.dense, s.passage_id))
     return out
