@@ -12,8 +12,9 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from telegram import ChatMember, Update
+from telegram import CallbackQuery, Chat, ChatMember, Update
 from telegram.constants import ParseMode
 
 from bot.digests import render as render_digest
@@ -28,6 +29,8 @@ from bot.types import Topic
 from index import normalize_topic
 
 log = logging.getLogger(__name__)
+
+_Data = TypeVar("_Data")
 
 
 def _now() -> datetime:
@@ -253,15 +256,27 @@ async def send_preview(context: BotContext, chat_id: int) -> None:
 # -- buttons -------------------------------------------------------------------------------
 
 
-async def on_unfollow_button(update: Update, context: BotContext) -> None:
-    """A remove button under /following: unfollow, then show the list without it."""
+async def _pressed(
+    update: Update, parse: Callable[[str | None], _Data | None]
+) -> tuple[CallbackQuery, _Data, Chat] | None:
+    """The pressed button's query, its parsed data and its chat; None once the reader has
+    been told the button is stale (unknown data, or a message too old to carry its chat)."""
     query = update.callback_query
     assert query is not None
-    topic_id = callbacks.parse_unfollow(query.data)
+    data = parse(query.data)
     chat = query.message.chat if query.message else None
-    if topic_id is None or chat is None:
+    if data is None or chat is None:
         await query.answer(render.stale_button_notice())
+        return None
+    return query, data, chat
+
+
+async def on_unfollow_button(update: Update, context: BotContext) -> None:
+    """A remove button under /following: unfollow, then show the list without it."""
+    pressed = await _pressed(update, callbacks.parse_unfollow)
+    if pressed is None:
         return
+    query, topic_id, chat = pressed
     if not await group_rights.allowed(update, context):
         return
     store = context.services.state.subscribers
@@ -279,13 +294,10 @@ async def on_unfollow_button(update: Update, context: BotContext) -> None:
 
 async def on_digest_button(update: Update, context: BotContext) -> None:
     """Cadence and preview buttons under /digest."""
-    query = update.callback_query
-    assert query is not None
-    choice = callbacks.parse_digest(query.data)
-    chat = query.message.chat if query.message else None
-    if choice is None or chat is None:
-        await query.answer(render.stale_button_notice())
+    pressed = await _pressed(update, callbacks.parse_digest)
+    if pressed is None:
         return
+    query, choice, chat = pressed
     if choice != "now" and not await group_rights.allowed(update, context):
         return
     await query.answer()
