@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.cli.common import open_index, progress_bar, with_services
+from bot.cli.common import open_index, progress_bar, read_state, with_services
 from bot.config import Config
 from bot.types import plural
 
@@ -48,11 +48,7 @@ def sources_add(config: Config, url: str, kind: str | None) -> None:
 @click.pass_obj
 def sources_list(config: Config) -> None:
     """List sources with their health."""
-    from bot.state import StateDB
-
-    state = StateDB(config.state_url)
-    records = state.sources.records()
-    state.close()
+    records = read_state(config, lambda state: state.sources.records())
     for r in records:
         if r.failing:
             health = f"FAILING x{r.consecutive_failures}: {r.last_error}"
@@ -166,11 +162,7 @@ def digests_run(config: Config, slot: str | None, now_text: str | None) -> None:
 @click.pass_obj
 def digests_status(config: Config) -> None:
     """Readers by cadence and the delivery log of the last day."""
-    from bot.state import StateDB
-
-    state = StateDB(config.state_url)
-    counts = state.subscribers.counts()
-    state.close()
+    counts = read_state(config, lambda state: state.subscribers.counts())
     by_cadence = ", ".join(f"{k} {v}" for k, v in sorted(counts.active_by_cadence.items()))
     click.echo(f"active readers: {sum(counts.active_by_cadence.values())} ({by_cadence or 'none'})")
     click.echo(f"inactive readers: {counts.inactive}")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from bot.services import Services
+    from bot.state import StateDB
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -134,6 +135,17 @@ def run_import(
     report.failed += len(rejected)
     report.errors.extend(rejected)
     return report
+
+
+def read_state(config: Config, read: Callable[[StateDB], T]) -> T:
+    """``read(state)`` on the state database alone (no index, no model), then close it."""
+    from bot.state import StateDB
+
+    state = StateDB(config.state_url)
+    try:
+        return read(state)
+    finally:
+        state.close()
 
 
 def with_services(config: Config, work: Callable[[Services], Awaitable[T]]) -> T:
