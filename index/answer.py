@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .excerpts import ArticleSentences, RankerModel, pick, term_weights
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, Span, split_sentences
 from .qtype import answer_type, offers
@@ -48,8 +51,10 @@ class AnswerSettings:
     # the question often holds the answer (with the weight above: dev 69.7% -> 80.3%,
     # held-out test 61.5% -> 65.6%).
     lead_in_weight: float = 0.2
-    # "window": the best run of sentences; "passage": the best passage as it is (baselines).
-    excerpt_mode: str = "window"
+    # "learned": the excerpt ranker's best sentence and its neighbours (index/excerpts.py),
+    # where the article has sentence vectors and a model ships; "window": the best run of
+    # sentences by the weights above; "passage": the best passage as it is (baselines).
+    excerpt_mode: str = "learned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,24 +243,49 @@ def confidence(
     return sure
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """What the learned excerpt ranker needs: its model, the question's vector, and the
+    sentences (with vectors) of the articles that have them, by article key."""
+
+    model: RankerModel
+    query_vector: np.ndarray
+    articles: dict[str, ArticleSentences]
+
+
 def build_answer(
     question: str,
     hits: Sequence[ArticleHit],
     query_terms: Sequence[str],
     lexical: LexicalIndex,
     settings: AnswerSettings,
+    ranking: Ranking | None = None,
 ) -> Answer:
     """Decline on weak evidence; otherwise one excerpt for each of the best articles."""
     sure = confidence(hits, query_terms, lexical, settings)
     if not hits or sure < settings.decline_below:
         return Answer(question, False, (), sure)
     top = hits[0].scored.fused
+    weights = term_weights(query_terms, lexical)
     excerpts = []
     for hit in hits[: settings.max_excerpts]:
         if hit.scored.fused < top * settings.relative_floor:
             break
+        sentences = ranking.articles.get(hit.article.key) if ranking else None
         if settings.excerpt_mode == "passage":
             span, sentence = Span(hit.passage.start, hit.passage.end), None
+        elif settings.excerpt_mode == "learned" and ranking and sentences:
+            chosen = pick(
+                ranking.model,
+                question,
+                ranking.query_vector,
+                weights,
+                sentences,
+                settings.excerpt_chars,
+                settings.max_sentences,
+            )
+            span = chosen.window
+            sentence = _inside(chosen.sentence, span)
         else:
             span = choose_excerpt(hit, question, query_terms, lexical, settings)
             sentence = answering_sentence(hit, span, question, query_terms, lexical, settings)
@@ -274,6 +304,13 @@ def build_answer(
             )
         )
     return Answer(question, True, tuple(excerpts), sure)
+
+
+def _inside(sentence: Span, window: Span) -> tuple[int, int] | None:
+    """A sentence's offsets inside its excerpt; None when the excerpt is that sentence."""
+    if sentence == window:
+        return None
+    return (sentence.start - window.start, sentence.end - window.start)
 
 
 def answering_sentence(

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from .answer import Answer, ArticleHit, build_answer, group_by_article
+from .answer import Answer, ArticleHit, Ranking, build_answer, group_by_article
 from .articles import Article, article_key
+from .excerpts import ArticleSentences, paragraph_numbers, shipped_model
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
 from .retrieval import ScoredPassage, hybrid_search
+from .sentence_store import assemble, sentence_texts
 from .serving import IndexSettings, ServedGeneration, StorageError, collection_name
 from .store import StoredArticle
 from .topics import TopicMatch, TopicSettings, match_topics
@@ -171,24 +173,57 @@ class CoverageIndex(ServedGeneration):
                 report.updated += 1
             else:
                 report.added += 1
-        if to_embed:
-            done = report.passages_embedded
-
-            def tick(n: int) -> None:
-                if progress:
-                    progress(done + n, len(to_embed))
-
-            encoder = self.import_embedder or self.embedder
-            vectors = encoder.encode([t for _, t in to_embed], progress=tick)
-            # Vectors first, then the store: a crash in between leaves only orphan vectors,
-            # which searches skip and `cleanup` removes.
-            self.vectors.upsert([pid for pid, _ in to_embed], vectors)
-            report.passages_embedded += len(to_embed)
+        sentences = self._sentence_vectors(to_save, to_embed, report, progress)
         if to_save:
-            self.store.save_articles(to_save)
+            self.store.save_articles(to_save, sentences)
         if stale:
             self.vectors.delete(stale)
             report.passages_removed += len(stale)
+
+    def _sentence_vectors(
+        self,
+        to_save: Sequence[tuple[Article, Sequence[Passage]]],
+        to_embed: Sequence[tuple[str, str]],
+        report: ImportReport,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[str, np.ndarray]:
+        """Embed the new passages (into the vector index) and every sentence that has no vector
+        yet, in one pass; returns each saved passage's sentence vectors."""
+        new_ids = {pid for pid, _ in to_embed}
+        kept = self.store.passage_sentence_vectors(
+            p.id for _, passages in to_save for p in passages if p.id not in new_ids
+        )
+        sentence_jobs: list[tuple[str, list[str]]] = [
+            (p.id, sentence_texts(article.title, article.body, p))
+            for article, passages in to_save
+            for p in passages
+            if p.id not in kept and (len(p.sentences) > 1 or p.id not in new_ids)
+        ]
+        texts = [t for _, t in to_embed] + [t for _, job in sentence_jobs for t in job]
+        if not texts:
+            return {}
+        done = report.passages_embedded
+
+        def tick(n: int) -> None:
+            if progress:
+                # Passages are what the bar counts; sentences ride along in the same batches.
+                progress(done + n * len(to_embed) // len(texts), len(to_embed))
+
+        encoder = self.import_embedder or self.embedder
+        vectors = encoder.encode(texts, progress=tick)
+        ids = [pid for pid, _ in to_embed]
+        passage_vectors = dict(zip(ids, vectors[: len(ids)], strict=True))
+        if to_embed:
+            # Vectors first, then the store: a crash in between leaves only orphan vectors,
+            # which searches skip and `cleanup` removes.
+            self.vectors.upsert(ids, vectors[: len(ids)])
+            report.passages_embedded += len(to_embed)
+        fresh: dict[str, np.ndarray] = dict(kept)
+        at = len(to_embed)
+        for pid, job in sentence_jobs:
+            fresh[pid] = vectors[at : at + len(job)]
+            at += len(job)
+        return assemble([p for _, ps in to_save for p in ps], passage_vectors, fresh)
 
     def remove(self, url: str) -> bool:
         """Remove one article by URL; True when it was there."""
@@ -260,8 +295,31 @@ class CoverageIndex(ServedGeneration):
         lexical = self.lexical
         if not question or not lexical.ids:
             return Answer(question, False)
+        if query_vector is None:
+            query_vector = self.embedder.encode_query(question)
         terms, hits = self.search(question, query_vector, lexical)
-        return build_answer(question, hits, terms, lexical, self.settings.answer)
+        ranking = self.ranking(query_vector, hits)
+        return build_answer(question, hits, terms, lexical, self.settings.answer, ranking)
+
+    def ranking(self, query_vector: np.ndarray, hits: Sequence[ArticleHit]) -> Ranking | None:
+        """The learned excerpt ranker's input for the articles an answer may quote, or None
+        when it is off or no model ships (then excerpts are chosen by index/answer.py)."""
+        settings = self.settings.answer
+        model = shipped_model()
+        if model is None or settings.excerpt_mode != "learned" or not hits:
+            return None
+        quoted = hits[: settings.max_excerpts]
+        found = self.store.sentence_vectors(h.article.key for h in quoted)
+        articles = {}
+        for hit in quoted:
+            if hit.article.key in found:
+                spans, vectors = found[hit.article.key]
+                body = hit.article.article.body
+                paragraphs = paragraph_numbers(body, spans)
+                articles[hit.article.key] = ArticleSentences(
+                    body, tuple(spans), vectors, paragraphs
+                )
+        return Ranking(model, query_vector, articles)
 
     def ask_many(self, questions: Sequence[str]) -> list[Answer]:
         """Answer several questions, encoding them in one batch."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,7 +32,10 @@ CREATE TABLE IF NOT EXISTS passages (
     ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
-    sentences TEXT NOT NULL
+    sentences TEXT NOT NULL,
+    -- float16 rows, one per sentence: the model's vector of the headline and the sentence
+    -- (the excerpt ranker's input); NULL in stores written before schema 3.
+    vectors BLOB
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages (article_key, ordinal);
 """
@@ -58,6 +62,12 @@ def upgrade(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
     conn.execute("CREATE INDEX IF NOT EXISTS articles_first_seen ON articles (first_seen)")
+    passage_columns = {r["name"] for r in conn.execute("PRAGMA table_info(passages)")}
+    if "vectors" not in passage_columns:
+        # Schema 3: sentence vectors. Added empty; `coverbot reindex` fills them, and until then
+        # excerpts of those articles are chosen as before (index/answer.py).
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+            conn.execute("ALTER TABLE passages ADD COLUMN vectors BLOB")
     conn.execute(
         "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
         (str(SCHEMA_VERSION), SCHEMA_VERSION),

@@ -8,14 +8,17 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from .articles import Article
 from .passages import Passage, Span
 from .schema import SCHEMA, SCHEMA_VERSION, upgrade
+from .sentence_store import SentenceVectorReads, blob
 from .storage import storage_error
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,7 @@ def _row_to_passage(row: sqlite3.Row) -> Passage:
     return Passage(row["id"], row["article_key"], row["ordinal"], row["start"], row["end"], spans)
 
 
-class ArticleStore:
+class ArticleStore(SentenceVectorReads):
     """SQLite store; one connection per thread, WAL so readers never wait for a writer."""
 
     def __init__(self, path: Path):
@@ -80,7 +83,7 @@ class ArticleStore:
         # Set when the files cannot be written (read-only data dir): reads still work.
         self.read_only = False
         conn = self._conn()
-        if self._schema_version(conn) != str(SCHEMA_VERSION):  # a current store needs no write
+        if self._schema_version(conn) != str(SCHEMA_VERSION) and not self.read_only:
             conn.executescript(SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -191,8 +194,14 @@ class ArticleStore:
             )
         ]
 
-    def save_articles(self, items: Sequence[tuple[Article, Sequence[Passage]]]) -> None:
-        """Insert or replace articles and all their passages in one transaction."""
+    def save_articles(
+        self,
+        items: Sequence[tuple[Article, Sequence[Passage]]],
+        sentence_vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Insert or replace articles and all their passages (with their sentences' vectors,
+        by passage id) in one transaction."""
+        vectors = sentence_vectors or {}
         conn = self._conn()
         now = _now()
         first_seen = _stamp(datetime.now(UTC))
@@ -229,8 +238,8 @@ class ArticleStore:
                     ),
                 )
                 conn.executemany(
-                    'INSERT INTO passages (id, article_key, ordinal, start, "end", sentences) '
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    'INSERT INTO passages (id, article_key, ordinal, start, "end", sentences, '
+                    "vectors) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             p.id,
@@ -239,6 +248,7 @@ class ArticleStore:
                             p.start,
                             p.end,
                             json.dumps([[s.start, s.end] for s in p.sentences]),
+                            blob(vectors.get(p.id)),
                         )
                         for p in passages
                     ],
