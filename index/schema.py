@@ -7,6 +7,9 @@ import sqlite3
 
 SCHEMA_VERSION = 3
 
+# passages.vectors: float16 rows, one per sentence of the passage, the model's vector of the
+# headline and the sentence (the excerpt ranker's input, index/excerpts.py); NULL in stores
+# written before schema 3 until `coverbot reindex`.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
@@ -33,8 +36,6 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     sentences TEXT NOT NULL,
-    -- float16 rows, one per sentence: the model's vector of the headline and the sentence
-    -- (the excerpt ranker's input); NULL in stores written before schema 3.
     vectors BLOB
 );
 CREATE INDEX IF NOT EXISTS passages_article ON passages (article_key, ordinal);
