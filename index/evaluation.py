@@ -241,7 +241,8 @@ def gold_of(index: CoverageIndex) -> GoldMatcher:
 def evaluate(
     index: CoverageIndex, questions: Sequence[Question], *, baselines: bool, calibrate: bool
 ) -> list[SystemRun]:
-    """coverbot's answers to ``questions`` and, with ``baselines``, BM25 alone and dense alone.
+    """coverbot's answers to ``questions`` and, with ``baselines``, the hand-weighted excerpt
+    choice, BM25 alone and dense alone.
 
     Baselines calibrate their decline threshold on the dev questions (all of them when none
     is marked dev); coverbot does too with ``calibrate``, else keeps its configured one.
@@ -251,6 +252,18 @@ def evaluate(
     vectors = index.embedder.encode([q.question for q in questions])
     dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
     runs = [run_system(index, "coverbot", questions, vectors, dev if calibrate else None)]
+    if baselines and index.settings.answer.excerpt_mode == "learned":
+        # The same retrieval and declines with the hand-weighted excerpt choice: what the
+        # learned ranker (index/excerpts.py) changes.
+        hand = dataclasses.replace(index.settings.answer, excerpt_mode="window")
+        base = type(index)(
+            index.data_dir,
+            dataclasses.replace(index.settings, answer=hand),
+            embedder=index.embedder,
+        )
+        runs.append(
+            run_system(base, "hand-weighted", questions, vectors, dev if calibrate else None)
+        )
     for name in ("bm25", "dense") if baselines else ():
         retrieval, answer = baseline_settings(name)
         base = type(index)(

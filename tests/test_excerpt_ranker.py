@@ -124,7 +124,9 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path: Path, embedder: Embedde
 
 def test_the_window_grows_inside_the_paragraph_only() -> None:
     spans = tuple(split_sentences(BODY))
-    article = ArticleSentences(BODY, spans, np.zeros((len(spans), 2)), paragraph_numbers(BODY, spans))
+    article = ArticleSentences(
+        BODY, spans, np.zeros((len(spans), 2)), paragraph_numbers(BODY, spans)
+    )
     assert article.paragraphs == (0, 1, 1, 1, 2)
     scores = np.asarray([0.0, 0.1, 0.5, 1.0, 0.9])
     window = window_around(article, 3, scores, 400, 3)

@@ -257,7 +257,11 @@ def chat(config: Config, name: str) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSON Lines: {"id", "question", "url" or null, "any_of": [...]}.',
 )
-@click.option("--baselines", is_flag=True, help="Also run BM25 alone and dense alone.")
+@click.option(
+    "--baselines",
+    is_flag=True,
+    help="Also run the hand-weighted excerpt choice, BM25 alone and dense alone.",
+)
 @click.option(
     "--split",
     type=click.Choice(["all", "dev", "test"]),
