@@ -59,7 +59,7 @@ QUESTIONS = ROOT / "benchmarks" / "questions" / "bbc.jsonl"
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "coverbot-bench"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus" / "bbc-news" / "articles.jsonl"
 # Bump when the way benchmark indexes are built changes, so cached ones are rebuilt.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2  # 2: sentence vectors (schema 3)
 # Weight of the random real vector added to a derived vector's mixture (see the docstring).
 PERTURB = 0.35
 SEED = 7
@@ -168,6 +168,8 @@ class RealArticle:
     stored: StoredArticle
     passages: tuple[Passage, ...]
     rows: tuple[int, ...]
+    # Each passage's sentence vectors, as the source stored them.
+    sentences: tuple[np.ndarray, ...]
 
     @property
     def category(self) -> str:
@@ -225,14 +227,16 @@ def read_source(source: Path | None, work_dir: Path, corpus: Path) -> SourceData
         nonlocal row
         ids = [p.id for _, passages in batch for p in passages]
         found = index.vectors.get_vectors(ids)
+        sentence_vectors = index.store.passage_sentence_vectors(ids)
         for stored, passages in batch:
-            kept = [p for p in passages if p.id in found]
+            kept = [p for p in passages if p.id in found and p.id in sentence_vectors]
             if not kept:
                 continue
             chunks.append(np.vstack([found[p.id] for p in kept]))
             rows = tuple(range(row, row + len(kept)))
             row += len(kept)
-            articles.append(RealArticle(stored, tuple(kept), rows))
+            sentences = tuple(sentence_vectors[p.id] for p in kept)
+            articles.append(RealArticle(stored, tuple(kept), rows, sentences))
         batch.clear()
 
     for stored in index.store.iter_articles():
@@ -265,8 +269,9 @@ def derive_article(
     b: RealArticle,
     src: SourceData,
     perturb_rows: np.ndarray,
-) -> tuple[Article, list[Passage], np.ndarray]:
-    """A derived article from real articles `a` and `b`, its passages and their vectors;
+) -> tuple[Article, list[Passage], np.ndarray, dict[str, np.ndarray]]:
+    """A derived article from real articles `a` and `b`, its passages, their vectors and
+    their sentences' vectors;
     `perturb_rows` are rows of real vectors to perturb them with, one per passage at least."""
     paragraphs: list[list[tuple[str, int]]] = []  # (sentence, row of its source vector)
     for j, pa in enumerate(a.passages):
@@ -310,12 +315,19 @@ def derive_article(
             if overlap > 0:
                 vectors[i] += overlap * src.vectors[source_row]
     vectors = _unit(_unit(vectors) + PERTURB * src.vectors[np.resize(perturb_rows, len(passages))])
-    return article, passages, vectors.astype(np.float32)
+    # Sentence vectors: each sentence's source passage vector, perturbed the same way (their
+    # values only feed the excerpt ranker's dot products; their count is what costs time).
+    sentences = {}
+    for i, passage in enumerate(passages):
+        rows = [next(r for st, en, r in spans if st <= s.start < en) for s in passage.sentences]
+        noise = src.vectors[np.resize(np.roll(perturb_rows, i + 1), len(rows))]
+        sentences[passage.id] = _unit(_unit(src.vectors[rows]) + PERTURB * noise).astype(np.float32)
+    return article, passages, vectors.astype(np.float32), sentences
 
 
 def _plan(
     src: SourceData, target: int, seed: int
-) -> Iterator[tuple[Article, list[Passage], np.ndarray, bool]]:
+) -> Iterator[tuple[Article, list[Passage], np.ndarray, dict[str, np.ndarray], bool]]:
     """Articles for an index of at least `target` passages: real ones first, then derived."""
     order = list(src.articles)
     random.Random(seed).shuffle(order)
@@ -324,7 +336,8 @@ def _plan(
         if total >= target:
             return
         rows = np.asarray(art.rows)
-        yield art.stored.article, list(art.passages), src.vectors[rows], True
+        sentences = {p.id: v for p, v in zip(art.passages, art.sentences, strict=True)}
+        yield art.stored.article, list(art.passages), src.vectors[rows], sentences, True
         total += len(art.passages)
     by_category: dict[str, list[RealArticle]] = defaultdict(list)
     for art in order:
@@ -344,9 +357,9 @@ def _plan(
             b = pick.choice(order)
         # More rows than the passages A yields: long paragraphs can split into two passages.
         rows = rng.choice(category_rows[a.category], 2 * len(a.passages) + 2)
-        article, passages, vectors = derive_article(number, a, b, src, rows)
+        article, passages, vectors, sentences = derive_article(number, a, b, src, rows)
         number += 1
-        yield article, passages, vectors, False
+        yield article, passages, vectors, sentences, False
         total += len(passages)
 
 
@@ -377,19 +390,20 @@ def prepare_index(
     all_ids: list[str] = []
     derived: list[tuple[Article, Passage, np.ndarray]] = []
     counts = {"articles": 0, "real": 0, "derived": 0}
-    batch: list[tuple[Article, list[Passage], np.ndarray]] = []
+    batch: list[tuple[Article, list[Passage], np.ndarray, dict[str, np.ndarray]]] = []
 
     def write() -> None:
-        ids = [p.id for _, passages, _ in batch for p in passages]
-        vectors = np.vstack([v for _, _, v in batch])
+        ids = [p.id for _, passages, _, _ in batch for p in passages]
+        vectors = np.vstack([v for _, _, v, _ in batch])
         index.vectors.upsert(ids, vectors)  # vectors first, as import_articles does
-        index.store.save_articles([(a, p) for a, p, _ in batch])
+        sentences = {pid: v for _, _, _, per in batch for pid, v in per.items()}
+        index.store.save_articles([(a, p) for a, p, _, _ in batch], sentences)
         all_vectors.append(vectors)
         all_ids.extend(ids)
         batch.clear()
 
-    for article, passages, vectors, is_real in _plan(src, target, seed):
-        batch.append((article, passages, vectors))
+    for article, passages, vectors, sentences, is_real in _plan(src, target, seed):
+        batch.append((article, passages, vectors, sentences))
         counts["articles"] += 1
         counts["real" if is_real else "derived"] += len(passages)
         if not is_real and len(derived) < _CHECK_SAMPLE * 20:

@@ -9,11 +9,14 @@ blocks of BLOCK questions per kind of call, as
 
 - raw: sentence-transformers `model.encode([question])`, normalised (the baseline);
 - ask: `CoverageIndex.ask(question)`, the whole pipeline the bot runs per question;
+- ask-hand: the same with the hand-weighted excerpt choice (`excerpt_mode = "window"`), on the
+  same index in the same blocks: what the learned excerpt ranker costs;
 - and its stages, each timed alone: encode (`Embedder.encode_query`, with the index's
   encoder: ONNX Runtime by default, or torch with --encoder torch), dense (the Chroma query),
   lexical (tokenize, BM25 scores, top k), search (`CoverageIndex.search` given the vector:
-  dense + lexical + fusion + passage and article reads), answer (`build_answer`: confidence
-  and excerpts).
+  dense + lexical + fusion + passage and article reads), sentences (`CoverageIndex.ranking`:
+  the quoted articles' sentence vectors read from the store), answer (`build_answer`:
+  confidence and excerpts, the learned ranker's features and scores included).
 
 Prints p50/p95 in milliseconds and each p50 as a ratio of the raw encode's p50 and of the
 pipeline's own encode p50, so the figures stay comparable when other processes load the
@@ -23,6 +26,7 @@ machine. Figures, never pass/fail; the target of issue 6 is ask p50 <= 1.3x raw 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import random
@@ -44,7 +48,7 @@ T = TypeVar("T")
 # each other down when one library runs right after the other: raw encodes right after an
 # ONNX encode took 72 ms against 34 ms alone); blocks alternate, so they share the load.
 BLOCK = 15
-STAGES = ("raw", "ask", "encode", "dense", "lexical", "search", "answer")
+STAGES = ("raw", "ask", "ask-hand", "encode", "dense", "lexical", "search", "sentences", "answer")
 
 
 class Timer:
@@ -60,8 +64,11 @@ class Timer:
         return result
 
 
-def measure(index: CoverageIndex, questions: list[str], rounds: int) -> dict[str, list[float]]:
-    """Seconds per question for the raw encode, the full ask and each stage."""
+def measure(
+    index: CoverageIndex, hand: CoverageIndex, questions: list[str], rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per question for the raw encode, the full ask (learned excerpts, and
+    hand-weighted ones on the same index: `hand`) and each stage."""
     model = index.embedder.model
     retrieval, answer = index.settings.retrieval, index.settings.answer
     lexical = index.lexical
@@ -77,15 +84,16 @@ def measure(index: CoverageIndex, questions: list[str], rounds: int) -> dict[str
         timed("dense", lambda: index.vectors.query(vector, retrieval.dense_k))
         timed("lexical", lambda: lexical.top(lexical.scores(tokenize(q)), retrieval.lexical_k))
         terms, hits = timed("search", lambda: index.search(q, vector, lexical))
-        timed("answer", lambda: build_answer(q, hits, terms, lexical, answer))
+        ranking = timed("sentences", lambda: index.ranking(vector, hits))
+        timed("answer", lambda: build_answer(q, hits, terms, lexical, answer, ranking))
 
     def blocks(chunk: list[str], raw_first: bool) -> None:
         raw_block: list[tuple[str, Callable[[], object]]] = [
             ("raw", partial(raw, q)) for q in chunk
         ]
-        ask_block: list[tuple[str, Callable[[], object]]] = [
-            ("ask", partial(index.ask, q)) for q in chunk
-        ]
+        ask_block: list[tuple[str, Callable[[], object]]] = []
+        for name, system in (("ask", index), ("ask-hand", hand)):
+            ask_block += [(name, partial(system.ask, q)) for q in chunk]
         for name, fn in raw_block + ask_block if raw_first else ask_block + raw_block:
             timed(name, fn)
         for q in chunk:
@@ -119,9 +127,18 @@ def main() -> None:
         bench = prepare_index(size, args.work_dir, args.source, args.corpus)
         settings = IndexSettings(encoder=args.encoder) if args.encoder else None
         index = CoverageIndex(bench.data_dir, settings)
+        base = index.settings
+        hand = CoverageIndex(
+            bench.data_dir,
+            dataclasses.replace(
+                base, answer=dataclasses.replace(base.answer, excerpt_mode="window")
+            ),
+            embedder=index.embedder,
+        )
         for question in questions[:20]:  # load the model, Chroma, BM25; warm the caches
             index.ask(question)
-        times = measure(index, questions, args.rounds)
+            hand.ask(question)
+        times = measure(index, hand, questions, args.rounds)
         raw_p50, encode_p50 = p50_p95(times["raw"])[0], p50_p95(times["encode"])[0]
         rows = []
         for name in STAGES:
@@ -138,6 +155,7 @@ def main() -> None:
         print(f"\n{size_label(size)} passages: {bench.describe()}")
         print(f"encoder: {index.embedder.encoder}; raw = sentence-transformers (torch)")
         print(table(["stage", "p50 ms", "p95 ms", "p50 / raw p50", "p50 / encode p50"], rows))
+        hand.close()
         index.close()
 
 

@@ -42,6 +42,8 @@ FEATURES = (
     "position",
     "length",
     "novel",
+    "first_coverage_gap",
+    "first_similarity_gap",
 )
 
 
@@ -110,8 +112,11 @@ def paragraph_numbers(body: str, spans: Sequence[Span]) -> tuple[int, ...]:
 
 
 def _shift(values: np.ndarray, by: int) -> np.ndarray:
-    """values[i - by] at i (zero past the ends): by=1 is the one before, -1 the one after."""
-    out = np.zeros_like(values)
+    """values[i - by] at i: by=1 is the one before, -1 the one after. Past the ends, the
+    article's mean: a first sentence has no sentence before it, which is no evidence either
+    way (a zero there would penalise every opening sentence; where the sentence sits has
+    features of its own)."""
+    out = np.full_like(values, values.mean())
     if by > 0:
         out[by:] = values[:-by]
     else:
@@ -138,6 +143,7 @@ def features(
     kind = answer_type(question)
     offer = np.asarray([float(offers(kind, t, question)) for t in texts])
     novel = np.asarray([len(ts - weights.keys()) / max(len(ts), 1) for ts in terms])
+    first = np.asarray([float(p == 0) for p in article.paragraphs])
     return np.stack(
         [
             sim,
@@ -150,10 +156,12 @@ def features(
             _shift(cov, -1),
             offer,
             offer * sim,
-            np.asarray([float(p == 0) for p in article.paragraphs]),
+            first,
             np.arange(n) / max(n - 1, 1),
             np.asarray([min(len(t), 400) / 200 for t in texts]),
             novel,
+            first * (cov - cov.max()),
+            first * (sim - sim.max()),
         ],
         axis=1,
     ).astype(np.float32)
@@ -215,8 +223,10 @@ def softmax_fit(
     l2: float = 0.01,
     steps: int = 400,
     rate: float = 0.1,
+    weights: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit a listwise softmax model: each list is (features, 0/1 labels of answering rows).
+    """Fit a listwise softmax model: each list is (features, 0/1 labels of answering rows),
+    with an optional weight per list.
 
     Full-batch gradient descent from zero, so the same lists give the same weights.
     Returns (mean, std, weights).
@@ -225,15 +235,17 @@ def softmax_fit(
     mean = stacked.mean(0)
     std = stacked.std(0) + 1e-6
     prepared = [((x - mean) / std, y / y.sum()) for x, y in lists]
+    share = np.ones(len(lists)) if weights is None else np.asarray(weights, np.float64)
+    share = share / share.sum()
     w = np.zeros(stacked.shape[1])
     for _ in range(steps):
         grad = np.zeros_like(w)
-        for x, target in prepared:
+        for (x, target), k in zip(prepared, share, strict=True):
             s = x @ w
             p = np.exp(s - s.max())
             p /= p.sum()
-            grad += x.T @ (p - target)
-        w -= rate * (grad / len(prepared) + l2 * w)
+            grad += k * (x.T @ (p - target))
+        w -= rate * (grad + l2 * w)
     return mean, std, w
 
 
