@@ -85,5 +85,5 @@ def test_eval_plot_over_the_sample(sample_index: CoverageIndex, tmp_path: Path) 
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert list(report["systems"]) == ["coverbot", "bm25", "dense"]
+    assert list(report["systems"]) == ["coverbot", "hand-weighted", "bm25", "dense"]
     assert png_size(out) == (1200, 550)

@@ -17,6 +17,7 @@ from index.coverage import CoverageIndex, IndexSettings
 from index.embeddings import Embedder
 from index.importers import read_paths
 from index.lexical import tokenize
+from index.schema import SCHEMA_VERSION
 from index.store import ArticleStore, StoredArticle
 from index.topics import TopicMatch, TopicSettings, normalize_topic
 
@@ -137,7 +138,7 @@ def test_an_old_store_is_upgraded_in_place(tmp_path: Path) -> None:
     old = store.get("k1")
     assert old is not None
     assert old.first_seen == datetime(2024, 6, 1, 8, 30, tzinfo=UTC)
-    assert store.get_meta("schema_version") == "2"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
     store.close()
 
     reopened = ArticleStore(path)  # a second open changes nothing

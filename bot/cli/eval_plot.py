@@ -21,7 +21,12 @@ METRICS: tuple[tuple[str, str, float], ...] = (
     ("declined(unans)", "declined\n(unanswerable)", 1.0),
     ("verbatim", "verbatim", 1.0),
 )
-SYSTEM_LABELS = {"coverbot": "coverbot", "bm25": "BM25 alone", "dense": "dense alone"}
+SYSTEM_LABELS = {
+    "coverbot": "coverbot",
+    "hand-weighted": "hand-weighted excerpts",
+    "bm25": "BM25 alone",
+    "dense": "dense alone",
+}
 _COLOURS = ("#1f5fa8", "#e08a1e", "#3b9b54", "#8c5aa8")
 
 

@@ -320,9 +320,9 @@ def eval_cmd(
         return
     click.echo(f"{len(keep)} questions ({split}) from {questions_path}")
     columns = [c for c in next(iter(table.values())) if c != "by_style_fact@1"]
-    click.echo(f"{'system':10}" + "".join(f"{c:>18}" for c in columns))
+    click.echo(f"{'system':14}" + "".join(f"{c:>18}" for c in columns))
     for name, row in table.items():
-        click.echo(f"{name:10}" + "".join(f"{row[c]!s:>18}" for c in columns))
+        click.echo(f"{name:14}" + "".join(f"{row[c]!s:>18}" for c in columns))
 
 
 def _check_gold(missing: list[Question], questions: list[Question], config: Config) -> None:
