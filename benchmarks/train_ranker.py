@@ -47,7 +47,6 @@ from index.excerpts import (
 from index.lexical import tokenize
 
 TRAIN_SPLITS = ("dev", "train")
-HEADLINE_WEIGHT = 0.5
 L2, STEPS, RATE = 0.01, 400, 0.1
 EXCERPT_CHARS, MAX_SENTENCES = 400, 3  # AnswerSettings' defaults
 
@@ -59,8 +58,6 @@ class TrainingList:
     features: np.ndarray
     labels: np.ndarray
     phrases: tuple[str, ...]
-    title: str = ""
-    weight: float = 1.0
 
 
 def answering(article: ArticleSentences, phrases: tuple[str, ...]) -> np.ndarray:
@@ -80,7 +77,7 @@ def build_lists(index: CoverageIndex, questions: list[Question]) -> tuple[list[T
     """One list per usable question; also the count of questions skipped."""
     by_url = {}
     for key, stored in index.store.get_many(index.store.all_article_keys()).items():
-        by_url[stored.article.url] = (key, stored.article.body, stored.article.title)
+        by_url[stored.article.url] = (key, stored.article.body)
     vectors = index.embedder.encode([q.question for q in questions])
     found = index.store.sentence_vectors(by_url[q.url][0] for q in questions if q.url in by_url)
     lists, skipped = [], 0
@@ -88,7 +85,7 @@ def build_lists(index: CoverageIndex, questions: list[Question]) -> tuple[list[T
         if q.url not in by_url or by_url[q.url][0] not in found:
             skipped += 1
             continue
-        key, body, title = by_url[q.url]
+        key, body = by_url[q.url]
         spans, sentence_vectors = found[key]
         article = ArticleSentences(
             body, tuple(spans), sentence_vectors, paragraph_numbers(body, spans)
@@ -99,37 +96,12 @@ def build_lists(index: CoverageIndex, questions: list[Question]) -> tuple[list[T
             continue
         weights = term_weights(tokenize(q.question), index.lexical)
         x = features(q.question, qv, weights, article)
-        lists.append(TrainingList(q, article, x, labels, q.any_of, title))
+        lists.append(TrainingList(q, article, x, labels, q.any_of))
     return lists, skipped
 
 
-def headline_lists(
-    index: CoverageIndex, lists: list[TrainingList], weight: float
-) -> list[TrainingList]:
-    """For each article the questions are about, its headline as the query and its first
-    sentence as the answer: readers also ask what happened, and the hand-written questions
-    never ask for an article's opening sentence."""
-    out = []
-    seen: set[str] = set()
-    vectors = index.embedder.encode([t.title for t in lists])
-    for t, qv in zip(lists, vectors, strict=True):
-        if t.question.url in seen or not t.title:
-            continue
-        seen.add(t.question.url or "")
-        labels = np.zeros(len(t.article.spans))
-        labels[0] = 1.0
-        weights = term_weights(tokenize(t.title), index.lexical)
-        x = features(t.title, qv, weights, t.article)
-        first = t.article.body[t.article.spans[0].start : t.article.spans[0].end]
-        question = Question(f"{t.question.id}-headline", t.title, t.question.url)
-        out.append(TrainingList(question, t.article, x, labels, (first,), t.title, weight))
-    return out
-
-
 def fit(lists: list[TrainingList], meta: dict) -> RankerModel:
-    mean, std, w = softmax_fit(
-        [(t.features, t.labels) for t in lists], L2, STEPS, RATE, [t.weight for t in lists]
-    )
+    mean, std, w = softmax_fit([(t.features, t.labels) for t in lists], L2, STEPS, RATE)
     return RankerModel(mean.astype(np.float32), std.astype(np.float32), w.astype(np.float32), meta)
 
 
@@ -150,16 +122,14 @@ def single_feature(lists: list[TrainingList], column: str) -> float:
     return float(np.mean([t.labels[int(np.argmax(t.features[:, i]))] > 0 for t in lists]))
 
 
-def cross_validate(
-    lists: list[TrainingList], extra: list[TrainingList], folds: int = 5
-) -> list[tuple[int, float, float]]:
-    """Folds grouped by article; `extra` (headline lists) only ever trains."""
+def cross_validate(lists: list[TrainingList], folds: int = 5) -> list[tuple[int, float, float]]:
+    """Folds grouped by article: no article's questions are both fitted and scored."""
     articles = sorted({t.question.url or "" for t in lists})
     random.Random(0).shuffle(articles)
     fold_of = {a: i % folds for i, a in enumerate(articles)}
     out = []
     for k in range(folds):
-        train = [t for t in lists + extra if fold_of[t.question.url or ""] != k]
+        train = [t for t in lists if fold_of[t.question.url or ""] != k]
         held = [t for t in lists if fold_of[t.question.url or ""] == k]
         out.append((len(held), *hits(fit(train, {}), held)))
     return out
@@ -177,12 +147,6 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, action="append", required=True)
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     ap.add_argument("--check", action="store_true", help="refit and compare with --out")
-    ap.add_argument(
-        "--headline-weight",
-        type=float,
-        default=HEADLINE_WEIGHT,
-        help="weight of each headline list against a question list (0: none)",
-    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -203,11 +167,7 @@ def main() -> int:
         f"similarity alone: best sentence answers {100 * single_feature(lists, 'similarity'):.1f}%;"
         f" IDF share alone: {100 * single_feature(lists, 'coverage'):.1f}%"
     )
-    extra = headline_lists(index, lists, args.headline_weight) if args.headline_weight else []
-    print(
-        f"{len(extra)} headline lists (headline -> first sentence), weight {args.headline_weight}"
-    )
-    rows = cross_validate(lists, extra)
+    rows = cross_validate(lists)
     n = sum(r[0] for r in rows)
     for k, (m, s, e) in enumerate(rows):
         print(
@@ -230,9 +190,7 @@ def main() -> int:
         "steps": STEPS,
         "rate": RATE,
     }
-    meta["headline_lists"] = len(extra)
-    meta["headline_weight"] = args.headline_weight
-    model = fit(lists + extra, meta)
+    model = fit(lists, meta)
     fit_seconds = time.perf_counter() - t1
     s, e = hits(model, lists)
     print(

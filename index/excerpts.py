@@ -42,8 +42,6 @@ FEATURES = (
     "position",
     "length",
     "novel",
-    "first_coverage_gap",
-    "first_similarity_gap",
 )
 
 
@@ -160,8 +158,6 @@ def features(
             np.arange(n) / max(n - 1, 1),
             np.asarray([min(len(t), 400) / 200 for t in texts]),
             novel,
-            first * (cov - cov.max()),
-            first * (sim - sim.max()),
         ],
         axis=1,
     ).astype(np.float32)
@@ -223,10 +219,8 @@ def softmax_fit(
     l2: float = 0.01,
     steps: int = 400,
     rate: float = 0.1,
-    weights: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit a listwise softmax model: each list is (features, 0/1 labels of answering rows),
-    with an optional weight per list.
+    """Fit a listwise softmax model: each list is (features, 0/1 labels of answering rows).
 
     Full-batch gradient descent from zero, so the same lists give the same weights.
     Returns (mean, std, weights).
@@ -235,17 +229,15 @@ def softmax_fit(
     mean = stacked.mean(0)
     std = stacked.std(0) + 1e-6
     prepared = [((x - mean) / std, y / y.sum()) for x, y in lists]
-    share = np.ones(len(lists)) if weights is None else np.asarray(weights, np.float64)
-    share = share / share.sum()
     w = np.zeros(stacked.shape[1])
     for _ in range(steps):
         grad = np.zeros_like(w)
-        for (x, target), k in zip(prepared, share, strict=True):
+        for x, target in prepared:
             s = x @ w
             p = np.exp(s - s.max())
             p /= p.sum()
-            grad += k * (x.T @ (p - target))
-        w -= rate * (grad + l2 * w)
+            grad += x.T @ (p - target)
+        w -= rate * (grad / len(prepared) + l2 * w)
     return mean, std, w
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-NUMBER, PERSON, TIME, PLACE = "number", "person", "time", "place"
+NUMBER, AMOUNT, PERSON, TIME, PLACE = "number", "amount", "person", "time", "place"
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -17,6 +17,14 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"^(when|what (year|month|date|day|time)|which (years?|month|date|day)|by when|"
             r"since when|how long ago)\b"
+        ),
+    ),
+    (
+        # "How much was he fined?" wants a sum, a share or a figure, not "two front teeth".
+        AMOUNT,
+        re.compile(
+            r"^(how much|by how much|what (is the |was the )?(price|cost|fee|sum|value|"
+            r"budget|salary|fine|percentage|proportion|share)|what (percentage|proportion))\b"
         ),
     ),
     (
@@ -53,6 +61,7 @@ _NUMBER_WORDS = (
 )
 _HAS = {
     NUMBER: re.compile(rf"\d|\b({_NUMBER_WORDS})\b|%|£|\$|€", re.I),
+    AMOUNT: re.compile(r"\d|%|£|\$|€|\b(half|third|quarter|double|twice|million|billion)\b", re.I),
     TIME: re.compile(
         r"\b(1[89]\d\d|20\d\d|january|february|march|april|may|june|july|august|september|"
         r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|"

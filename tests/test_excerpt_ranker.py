@@ -25,7 +25,7 @@ from index.excerpts import (
 )
 from index.passages import Span, embed_text, split_sentences
 
-from .conftest import sample_articles
+from .conftest import SAMPLE_QUESTIONS, sample_articles
 
 BODY = (
     "Oasis singer Liam Gallagher was arrested after a brawl in a Munich hotel bar.\n\n"
@@ -69,29 +69,34 @@ def test_an_edit_keeps_the_vectors_of_unchanged_passages(fresh_index: CoverageIn
     assert np.array_equal(after[:-1], before[:-1]) and not np.array_equal(after[-1], before[-1])
 
 
-def test_the_ranker_quotes_the_sentence_that_answers(fresh_index: CoverageIndex) -> None:
-    """The arrest sentence shares most of the question's words; the fine answers it."""
+def _facts_first(index: CoverageIndex) -> int:
+    """Sample questions whose first excerpt is from the right article and holds the fact."""
+    questions = [json.loads(line) for line in SAMPLE_QUESTIONS.read_text().splitlines()]
+    right = 0
+    for q in questions:
+        if q["url"] is None:
+            continue
+        first = index.ask(q["question"]).excerpts[0]
+        right += first.url == q["url"] and any(p in first.text for p in q["any_of"])
+    return right
+
+
+def test_the_ranker_beats_the_hand_weighted_choice_on_the_sample(
+    sample_index: CoverageIndex,
+) -> None:
     if shipped_model() is None:
         pytest.skip("no ranker model in the package")
-    fresh_index.import_articles([ARTICLE])
-    answer = fresh_index.ask("How much was Liam Gallagher fined over the brawl in Munich?")
-    excerpt = answer.excerpts[0]
-    marked = (
-        excerpt.text
-        if excerpt.answer_span is None
-        else excerpt.text[excerpt.answer_span[0] : excerpt.answer_span[1]]
+    hand = CoverageIndex(
+        sample_index.data_dir,
+        dataclasses.replace(
+            sample_index.settings,
+            answer=dataclasses.replace(sample_index.settings.answer, excerpt_mode="window"),
+        ),
+        embedder=sample_index.embedder,
     )
-    assert "fined him 50,000 euros" in marked
-    landed = dataclasses.replace(fresh_index.settings.answer, excerpt_mode="window")
-    old = CoverageIndex(
-        fresh_index.data_dir,
-        dataclasses.replace(fresh_index.settings, answer=landed),
-        embedder=fresh_index.embedder,
-    )
-    # the hand-weighted choice marks the arrest (the miss issue 11 reports)
-    first = old.ask("How much was Liam Gallagher fined over the brawl in Munich?").excerpts[0]
-    assert first.answer_span is not None
-    assert "fined" not in first.text[first.answer_span[0] : first.answer_span[1]]
+    learned, weighted = _facts_first(sample_index), _facts_first(hand)
+    # 13 and 12 of 18 when this was written (benchmarks/README.md)
+    assert learned >= weighted and learned >= 13, (learned, weighted)
 
 
 def test_a_store_without_sentence_vectors_answers_as_before(fresh_index: CoverageIndex) -> None:
