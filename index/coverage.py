@@ -308,7 +308,8 @@ class CoverageIndex(ServedGeneration):
         model = shipped_model()
         if model is None or settings.excerpt_mode != "learned" or not hits:
             return None
-        quoted = hits[: settings.max_excerpts]
+        floor = hits[0].scored.fused * settings.relative_floor
+        quoted = [h for h in hits[: settings.max_excerpts] if h.scored.fused >= floor]
         found = self.store.sentence_vectors(h.article.key for h in quoted)
         articles = {}
         for hit in quoted:
