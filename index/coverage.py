@@ -81,6 +81,9 @@ class IndexStats:
     data_dir: str
     model: str
     generation: str = ""
+    # Passages stored before sentence vectors existed: their articles' excerpts are chosen by
+    # the hand-weighted rule until `coverbot reindex`.
+    without_sentence_vectors: int = 0
 
 
 def remove_stale_generations(data_dir: Path, settings: IndexSettings) -> list[str]:
@@ -384,6 +387,7 @@ class CoverageIndex(ServedGeneration):
             data_dir=str(self.data_dir),
             generation=self.generation,
             model=self.settings.model or "all-MiniLM-L6-v2 (bundled)",
+            without_sentence_vectors=counts["without_sentence_vectors"],
         )
 
     def debug_hits(self, question: str, limit: int = 10) -> list[dict[str, Any]]:

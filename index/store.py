@@ -376,11 +376,19 @@ class ArticleStore(SentenceVectorReads):
             raise
 
     def counts(self) -> dict[str, int]:
-        """Numbers of articles, passages and distinct sources."""
+        """Numbers of articles, passages (and of those without sentence vectors) and
+        distinct sources."""
         conn = self._conn()
+        passages = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        try:
+            unranked = conn.execute("SELECT count(*) FROM passages WHERE vectors IS NULL")
+            without = unranked.fetchone()[0]
+        except sqlite3.OperationalError:  # a schema-2 store read as it is
+            without = passages
         return {
             "articles": conn.execute("SELECT count(*) FROM articles").fetchone()[0],
-            "passages": conn.execute("SELECT count(*) FROM passages").fetchone()[0],
+            "passages": passages,
+            "without_sentence_vectors": without,
             "sources": conn.execute(
                 "SELECT count(DISTINCT source) FROM articles WHERE source IS NOT NULL"
             ).fetchone()[0],

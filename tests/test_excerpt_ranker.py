@@ -122,9 +122,12 @@ def test_a_schema_2_store_is_upgraded_in_place(tmp_path: Path, embedder: Embedde
     reopened = CoverageIndex(tmp_path / "data", IndexSettings(), embedder=embedder)
     assert reopened.store.get_meta("schema_version") == "3"
     assert reopened.store.sentence_vectors([ARTICLE.key]) == {}
+    stats = reopened.stats(with_vectors=False)
+    assert stats.without_sentence_vectors == stats.passages > 0  # what `health` reports
     assert reopened.ask("Why was Liam Gallagher arrested?").answered
     rebuilt, _ = reopened.rebuild()  # what `coverbot reindex` runs
     assert ARTICLE.key in rebuilt.store.sentence_vectors([ARTICLE.key])
+    assert rebuilt.stats(with_vectors=False).without_sentence_vectors == 0
 
 
 def test_the_window_grows_inside_the_paragraph_only() -> None:

@@ -189,7 +189,10 @@ def _answer_batch(
 
 # `stats` counts the distinct `source` fields of articles; the registered sources the bot
 # refreshes are another thing (`coverbot sources list`), so the line says which it is.
-_STATS_LABELS = {"sources": "source names in articles"}
+_STATS_LABELS = {
+    "sources": "source names in articles",
+    "without_sentence_vectors": "passages without sentence vectors",
+}
 
 
 @cli.command()

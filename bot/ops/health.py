@@ -103,6 +103,12 @@ def check_index(config: Config) -> Check:
         return Check("index", False, f"{generation} ({where}): {_reason(exc)}")
     counts = f"{plural(stats.articles, 'article')}, {plural(stats.vectors or 0, 'vector')}"
     detail = f"{counts} in {generation} ({where})"
+    if stats.without_sentence_vectors:
+        # Answers still come; those articles' excerpts are chosen the older way.
+        detail += (
+            f"; {plural(stats.without_sentence_vectors, 'passage')} without sentence vectors "
+            "(from an older coverbot): run coverbot reindex"
+        )
     return Check("index", True, detail)
 
 
