@@ -9,6 +9,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,9 +117,13 @@ def test_answers_still_come_when_the_state_database_refuses_writes(
     try:
         engine = running.services.state.engine
 
-        def read_only(dbapi_connection: object, _record: object) -> None:
-            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-            cursor.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+        def read_only(dbapi_connection: Any, _record: object) -> None:
+            cursor = dbapi_connection.cursor()
+            if engine.dialect.name == "sqlite":
+                cursor.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+            else:  # PostgreSQL: every transaction of this session is read-only
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                dbapi_connection.commit()  # a SET in a rolled-back transaction is undone
             cursor.close()
 
         sa.event.listen(engine, "connect", read_only)
