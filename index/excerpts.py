@@ -13,7 +13,6 @@ and ship in `ranker.json` beside this module, with the command that made them.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .lexical import LexicalIndex, tokenize
-from .passages import Span
+from .passages import Span, paragraphs
 from .qtype import answer_type, offers
 
 MODEL_PATH = Path(__file__).with_name("ranker.json")
@@ -101,12 +100,8 @@ def shipped_model() -> RankerModel | None:
 
 
 def paragraph_numbers(body: str, spans: Sequence[Span]) -> tuple[int, ...]:
-    """Paragraph number of each span (a blank line between two spans starts one)."""
-    out: list[int] = []
-    for i, span in enumerate(spans):
-        new = i == 0 or "\n\n" in body[spans[i - 1].end : span.start]
-        out.append((out[-1] + 1 if out else 0) if new else out[-1])
-    return tuple(out)
+    """Paragraph number of each span, by the rule passages are cut with."""
+    return tuple(n for n, group in enumerate(paragraphs(body, spans)) for _ in group)
 
 
 def _shift(values: np.ndarray, by: int) -> np.ndarray:
@@ -239,13 +234,3 @@ def softmax_fit(
             grad += x.T @ (p - target)
         w -= rate * (grad / len(prepared) + l2 * w)
     return mean, std, w
-
-
-def list_loss(model: RankerModel, lists: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Mean negative log-likelihood of the answering rows (for reports)."""
-    total = 0.0
-    for x, y in lists:
-        s = model.scores(x).astype(np.float64)
-        logp = s - s.max() - math.log(np.exp(s - s.max()).sum())
-        total -= float(np.log(np.exp(logp)[y > 0].sum()))
-    return total / max(len(lists), 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 # Words that end with a full stop without ending a sentence.
@@ -110,7 +110,7 @@ def _split_long(body: str, span: Span, max_chars: int) -> Iterator[Span]:
     yield _trim(body, start, span.end)
 
 
-def _paragraphs(body: str, sentences: list[Span]) -> list[list[Span]]:
+def paragraphs(body: str, sentences: Sequence[Span]) -> list[list[Span]]:
     """Sentences grouped by paragraph (a blank line between two sentences ends one)."""
     groups: list[list[Span]] = []
     for span in sentences:
@@ -129,7 +129,7 @@ def chunk_sentences(body: str, sentences: list[Span], max_chars: int) -> list[tu
     ending on the first line of an unrelated paragraph.
     """
     groups: list[tuple[Span, ...]] = []
-    for paragraph in _paragraphs(body, sentences):
+    for paragraph in paragraphs(body, sentences):
         pieces: list[Span] = []
         for span in paragraph:
             if span.end - span.start > max_chars:
