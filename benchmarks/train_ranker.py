@@ -39,7 +39,6 @@ from index.excerpts import (
     ArticleSentences,
     RankerModel,
     features,
-    paragraph_numbers,
     softmax_fit,
     term_weights,
     window_around,
@@ -87,9 +86,7 @@ def build_lists(index: CoverageIndex, questions: list[Question]) -> tuple[list[T
             continue
         key, body = by_url[q.url]
         spans, sentence_vectors = found[key]
-        article = ArticleSentences(
-            body, tuple(spans), sentence_vectors, paragraph_numbers(body, spans)
-        )
+        article = ArticleSentences.of(body, spans, sentence_vectors)
         labels = answering(article, q.any_of)
         if not labels.any():
             skipped += 1

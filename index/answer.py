@@ -253,6 +253,14 @@ class Ranking:
     articles: dict[str, ArticleSentences]
 
 
+def quoted_hits(hits: Sequence[ArticleHit], settings: AnswerSettings) -> list[ArticleHit]:
+    """The articles an answer quotes: the best few, each within `relative_floor` of the best."""
+    if not hits:
+        return []
+    floor = hits[0].scored.fused * settings.relative_floor
+    return [h for h in hits[: settings.max_excerpts] if h.scored.fused >= floor]
+
+
 def build_answer(
     question: str,
     hits: Sequence[ArticleHit],
@@ -265,12 +273,9 @@ def build_answer(
     sure = confidence(hits, query_terms, lexical, settings)
     if not hits or sure < settings.decline_below:
         return Answer(question, False, (), sure)
-    top = hits[0].scored.fused
     weights = term_weights(query_terms, lexical)
     excerpts = []
-    for hit in hits[: settings.max_excerpts]:
-        if hit.scored.fused < top * settings.relative_floor:
-            break
+    for hit in quoted_hits(hits, settings):
         sentences = ranking.articles.get(hit.article.key) if ranking else None
         if settings.excerpt_mode == "passage":
             span, sentence = Span(hit.passage.start, hit.passage.end), None

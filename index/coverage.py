@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from . import layout
-from .answer import Answer, ArticleHit, Ranking, build_answer, group_by_article
+from .answer import Answer, ArticleHit, Ranking, build_answer, group_by_article, quoted_hits
 from .articles import Article, article_key
-from .excerpts import ArticleSentences, paragraph_numbers, shipped_model
+from .excerpts import ArticleSentences, shipped_model
 from .lexical import LexicalIndex, tokenize
 from .passages import Passage, embed_text, make_passages
 from .retrieval import ScoredPassage, hybrid_search
@@ -176,14 +176,14 @@ class CoverageIndex(ServedGeneration):
                 report.updated += 1
             else:
                 report.added += 1
-        sentences = self._sentence_vectors(to_save, to_embed, report, progress)
+        sentences = self._embed(to_save, to_embed, report, progress)
         if to_save:
             self.store.save_articles(to_save, sentences)
         if stale:
             self.vectors.delete(stale)
             report.passages_removed += len(stale)
 
-    def _sentence_vectors(
+    def _embed(
         self,
         to_save: Sequence[tuple[Article, Sequence[Passage]]],
         to_embed: Sequence[tuple[str, str]],
@@ -311,18 +311,13 @@ class CoverageIndex(ServedGeneration):
         model = shipped_model()
         if model is None or settings.excerpt_mode != "learned" or not hits:
             return None
-        floor = hits[0].scored.fused * settings.relative_floor
-        quoted = [h for h in hits[: settings.max_excerpts] if h.scored.fused >= floor]
+        quoted = quoted_hits(hits, settings)
         found = self.store.sentence_vectors(h.article.key for h in quoted)
-        articles = {}
-        for hit in quoted:
-            if hit.article.key in found:
-                spans, vectors = found[hit.article.key]
-                body = hit.article.article.body
-                paragraphs = paragraph_numbers(body, spans)
-                articles[hit.article.key] = ArticleSentences(
-                    body, tuple(spans), vectors, paragraphs
-                )
+        articles = {
+            hit.article.key: ArticleSentences.of(hit.article.article.body, *found[hit.article.key])
+            for hit in quoted
+            if hit.article.key in found
+        }
         return Ranking(model, query_vector, articles)
 
     def ask_many(self, questions: Sequence[str]) -> list[Answer]:

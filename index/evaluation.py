@@ -206,18 +206,20 @@ def run_system(
     questions: Sequence[Question],
     vectors: Any,
     calibrate_on: Sequence[int] | None,
+    settings: Any = None,
 ) -> SystemRun:
     """Answer all questions without declining, then apply the system's threshold.
 
-    `calibrate_on` (indices of development questions) sets the threshold by
-    `calibrate_threshold`; None keeps the threshold the index is configured with.
+    `settings` (default: the index's own) are the system's; `calibrate_on` (indices of
+    development questions) sets the threshold by `calibrate_threshold`; None keeps the
+    threshold the settings are configured with.
     """
     import dataclasses
 
-    configured = index.settings.answer.decline_below
+    settings = settings or index.settings
+    configured = settings.answer.decline_below
     open_settings = dataclasses.replace(
-        index.settings,
-        answer=dataclasses.replace(index.settings.answer, decline_below=NEVER_DECLINE),
+        settings, answer=dataclasses.replace(settings.answer, decline_below=NEVER_DECLINE)
     )
     runner = type(index)(index.data_dir, open_settings, embedder=index.embedder)
     raw = [runner.ask(q.question, v) for q, v in zip(questions, vectors, strict=True)]
@@ -251,25 +253,16 @@ def evaluate(
 
     vectors = index.embedder.encode([q.question for q in questions])
     dev = [i for i, q in enumerate(questions) if q.split == "dev"] or list(range(len(questions)))
-    runs = [run_system(index, "coverbot", questions, vectors, dev if calibrate else None)]
+    own = dev if calibrate else None
+    runs = [run_system(index, "coverbot", questions, vectors, own)]
     if baselines and index.settings.answer.excerpt_mode == "learned":
         # The same retrieval and declines with the hand-weighted excerpt choice: what the
         # learned ranker (index/excerpts.py) changes.
         hand = dataclasses.replace(index.settings.answer, excerpt_mode="window")
-        base = type(index)(
-            index.data_dir,
-            dataclasses.replace(index.settings, answer=hand),
-            embedder=index.embedder,
-        )
-        runs.append(
-            run_system(base, "hand-weighted", questions, vectors, dev if calibrate else None)
-        )
+        settings = dataclasses.replace(index.settings, answer=hand)
+        runs.append(run_system(index, "hand-weighted", questions, vectors, own, settings))
     for name in ("bm25", "dense") if baselines else ():
         retrieval, answer = baseline_settings(name)
-        base = type(index)(
-            index.data_dir,
-            dataclasses.replace(index.settings, retrieval=retrieval, answer=answer),
-            embedder=index.embedder,
-        )
-        runs.append(run_system(base, name, questions, vectors, dev))
+        settings = dataclasses.replace(index.settings, retrieval=retrieval, answer=answer)
+        runs.append(run_system(index, name, questions, vectors, dev, settings))
     return runs

@@ -53,6 +53,11 @@ class ArticleSentences:
     vectors: np.ndarray  # float32, one unit-length row per span
     paragraphs: tuple[int, ...]
 
+    @classmethod
+    def of(cls, body: str, spans: Sequence[Span], vectors: np.ndarray) -> ArticleSentences:
+        """An article's sentences as the store gives them, numbered by paragraph."""
+        return cls(body, tuple(spans), vectors, paragraph_numbers(body, spans))
+
 
 @dataclass(frozen=True, slots=True)
 class RankerModel:
