@@ -47,6 +47,12 @@ async def _reader(context: BotContext, chat_id: int) -> Subscriber | None:
     return await asyncio.to_thread(context.services.state.subscribers.get, chat_id)
 
 
+async def _schedule(context: BotContext, chat_id: int) -> tuple[Subscriber | None, Schedule]:
+    """The chat's reader record (None for a new chat) and its schedule, or the default one."""
+    reader = await _reader(context, chat_id)
+    return reader, reader.schedule if reader else default_schedule(context)
+
+
 def parse_digest_args(args: list[str], current: Schedule) -> Schedule:
     """``daily [HH]``, ``weekly [day] [HH]``, ``instant`` as new settings; ValueError with a
     reader-facing message otherwise."""
@@ -181,8 +187,7 @@ async def on_digest(update: Update, context: BotContext) -> None:
     chat = update.effective_chat
     assert chat is not None
     args = context.args or []
-    reader = await _reader(context, chat.id)
-    current = reader.schedule if reader else default_schedule(context)
+    reader, current = await _schedule(context, chat.id)
     if not args:
         topics = len(reader.topics) if reader else 0
         text = render_digest.digest_settings_message(current, _now(), topics)
@@ -219,8 +224,7 @@ async def on_timezone(update: Update, context: BotContext) -> None:
     )
     if name is None:
         return
-    reader = await _reader(context, chat.id)
-    current = reader.schedule if reader else default_schedule(context)
+    _, current = await _schedule(context, chat.id)
     reader = await _change_schedule(
         context, chat.id, chat.type, dataclasses.replace(current, timezone=name)
     )
@@ -304,8 +308,7 @@ async def on_digest_button(update: Update, context: BotContext) -> None:
     if choice == "now":
         await send_preview(context, chat.id)
         return
-    reader = await _reader(context, chat.id)
-    current = reader.schedule if reader else default_schedule(context)
+    _, current = await _schedule(context, chat.id)
     reader = await _change_schedule(
         context, chat.id, chat.type, dataclasses.replace(current, cadence=choice)
     )
