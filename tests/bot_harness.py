@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from telegram import Update
 from telegram.ext import BaseRateLimiter
 
 from bot.config import (
@@ -66,6 +67,8 @@ class InProcessBot:
     errors: list[BaseException]
     stop: asyncio.Event
     task: Future[None]
+    # The errors of handlers of readers' updates only (not of scheduled jobs).
+    update_errors: list[BaseException] = dataclasses.field(default_factory=list)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return self.loop.run(coro, timeout)
@@ -118,10 +121,13 @@ def start_bot(
     services = open_services(config, index=index)
     app = build_application(services, rate_limiter=rate_limiter)
     errors: list[BaseException] = []
+    update_errors: list[BaseException] = []
 
     async def record(update: object, context: BotContext) -> None:
         assert context.error is not None
         errors.append(context.error)
+        if isinstance(update, Update):
+            update_errors.append(context.error)
 
     app.add_error_handler(record)
 
@@ -131,7 +137,7 @@ def start_bot(
     stop = loop.run(make_event())
     task = loop.submit(serve(app, stop))
     loop.run(_until_polling(sandbox, task), timeout=60)
-    return InProcessBot(loop, sandbox, services, app, errors, stop, task)
+    return InProcessBot(loop, sandbox, services, app, errors, stop, task, update_errors)
 
 
 async def _until_polling(sandbox: BotApiSandbox, task: Future[None]) -> None:

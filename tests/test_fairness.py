@@ -114,18 +114,18 @@ def test_answers_still_come_when_the_state_database_refuses_writes(
     import sqlalchemy as sa
 
     running = start_bot(loop, sample_index, tmp_path)
+    engine = running.services.state.engine
+
+    def read_only(dbapi_connection: Any, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")  # SQLite refuses every write
+        else:  # PostgreSQL: every transaction of this session is read-only
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()  # a SET in a rolled-back transaction is undone
+        cursor.close()
+
     try:
-        engine = running.services.state.engine
-
-        def read_only(dbapi_connection: Any, _record: object) -> None:
-            cursor = dbapi_connection.cursor()
-            if engine.dialect.name == "sqlite":
-                cursor.execute("PRAGMA query_only = ON")  # SQLite refuses every write
-            else:  # PostgreSQL: every transaction of this session is read-only
-                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                dbapi_connection.commit()  # a SET in a rolled-back transaction is undone
-            cursor.close()
-
         sa.event.listen(engine, "connect", read_only)
         engine.dispose()
         sandbox = running.sandbox
@@ -134,8 +134,12 @@ def test_answers_still_come_when_the_state_database_refuses_writes(
         running.run(running.wait_done(running.run(sandbox.inject_message(chat, reader, QUESTION))))
         [answer] = sandbox.sent(chat.id)
         assert QUOTE in answer["text"] and "reply_markup" not in answer
-        assert running.errors == []
-        sa.event.remove(engine, "connect", read_only)  # room again, for a clean shutdown
-        engine.dispose()
+        # The question's handling failed nowhere. Scheduled jobs that write (the scheduler
+        # lease, digest runs) may fail meanwhile: that is the disk refusing, reported as it
+        # should be, and whether one fires inside this window is timing.
+        assert running.update_errors == []
     finally:
+        if sa.event.contains(engine, "connect", read_only):
+            sa.event.remove(engine, "connect", read_only)  # room again, for a clean shutdown
+        engine.dispose()
         running.shutdown()
